@@ -1,0 +1,32 @@
+# The two commands a new machine needs: `make demo` (the main job) and `make test`.
+# Each one builds .venv first (and installs the system packages the project needs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv system-deps demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/python -m altibase_ops.demo
+
+test: venv
+	bash scripts/run-tests.sh
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python bench/simulator_roundtrip.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the project needs: unixODBC for pyodbc (the production ODBC backend).
+# Idempotent; does nothing when they are already present.
+set -euo pipefail
+need=()
+dpkg -s unixodbc >/dev/null 2>&1 || need+=(unixodbc)
+dpkg -s unixodbc-dev >/dev/null 2>&1 || need+=(unixodbc-dev)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: need root to install: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: lint, then the whole suite. Fails when pytest collected no test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+$BIN/ruff check .
+$BIN/python -m pytest -n "${TEST_WORKERS:-2}" "$@"
