@@ -1,0 +1,75 @@
+"""Altibase error codes and texts the simulator raises.
+
+Codes marked "facts" are from ../shared/design/altibase-facts.md (the public Altibase manuals);
+the others are the closest Altibase errors for situations the facts page does not cover.
+"""
+
+from __future__ import annotations
+
+
+class AltibaseError(Exception):
+    """An error as Altibase reports it: a 5-digit hex code and a message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"[ERR-{code} : {message}]")
+        self.code = code
+        self.message = message
+
+    def __reduce__(self):  # keep code/message when pickled across processes
+        return (type(self), (self.code, self.message))
+
+
+# code -> message template (str.format with keyword arguments)
+MESSAGES: dict[str, str] = {
+    # replication (facts)
+    "610FE": "Replication has already started.",
+    "6100A": "The sender has already been started.",
+    "6109F": "The receiver has already been started.",
+    "61027": "Replication did not start.",
+    "6111A": "No replication items found.",
+    "6106F": "You cannot drop only one replicated table.",
+    "61075": "Timeout exceed.",
+    "6111B": "Undefined replication name. [{name}]",
+    "61100": "Duplicate replication names. [{name}]",
+    "6100D": "[Sender] Failed to handshake with the peer server ({reason})",
+    "61023": "Replication is disabled",
+    "31084": "The user has no permission to execute the SQL statement.",
+    # DDL on replicated tables (facts)
+    "312C4": "Cannot execute this DDL on a replicated table when the system property "
+             "REPLICATION_DDL_ENABLE is 0.",
+    "3103F": "No DDL statement may be executed on a replicated table.",
+    # admin mode and sessions (facts)
+    "4107F": "Only SYS user can change ADMIN_MODE.",
+    "4106E": "If ADMIN_MODE is activated, only the users SYS and SYSTEM_ can connect to the database "
+             "with SYSDBA privileges.",
+    "41041": "Another SYSDBA session is already running.",
+    # general SQL (not on the facts page)
+    "31001": "SQL syntax error\nline 1: {detail}",
+    "31031": "Table or view was not found",
+    "31002": "Column not found [{name}]",
+    "31032": "Duplicate table name",  # CREATE TABLE of an existing table
+    "3101A": "Duplicate index name",
+    "31033": "Index not found [{name}]",
+    "11058": "The row already exists in a unique index.",
+    "31035": "Duplicate column name [{name}]",
+    "3103A": "A replicated table needs a primary key.",
+    "31136": "Unable to insert (or update) NULL into NOT NULL column.",
+    "21011": "Invalid literal [{detail}]",
+    "3137B": "Invalid property name or value. [{name}]",
+    "5003B": "Invalid username or password.",
+    "50032": "Client unable to establish connection. [{detail}]",
+    "51045": "Communication link failure. [{detail}]",
+    "11075": "The transaction exceeds the lock timeout specified by the user.",
+    # simulator-only
+    "FFFFF": "{detail}",
+}
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def error(code: str, **kwargs: object) -> AltibaseError:
+    """The AltibaseError for a code, its message filled with kwargs (missing ones left blank)."""
+    return AltibaseError(code, MESSAGES[code].format_map(_Blank(kwargs)))
