@@ -48,9 +48,9 @@ class IntegrityError(DatabaseError):
     pass
 
 
-_CLASS_BY_CODE = {"31001": ProgrammingError, "31031": ProgrammingError, "31002": ProgrammingError,
-                  "11058": IntegrityError, "31136": IntegrityError,
-                  "50032": OperationalError, "51045": OperationalError}
+_CLASS_BY_CODE = {"31001": ProgrammingError, "31031": ProgrammingError, "31058": ProgrammingError,
+                  "11058": IntegrityError, "31056": IntegrityError,
+                  "50032": OperationalError, "51043": OperationalError}
 
 
 def _raise(code: str, message: str) -> None:
@@ -92,7 +92,7 @@ class Connection:
             reply = protocol.recv_frame(self._sock)
         except (OSError, ConnectionError) as exc:
             self.close()
-            err = error("51045", detail=f"{self.address}: {exc}")
+            err = error("51043", detail=f"{self.address}: {exc}")
             raise OperationalError(err.code, err.message) from None
         if not reply.get("ok"):
             _raise(reply["code"], reply["message"])

@@ -1,0 +1,145 @@
+"""System views: V$ performance views and the SYSTEM_ data dictionary, built on demand per query."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from altibase_sim import sqlparse as sp
+from altibase_sim.server import TYPE_CODES, Server, Session
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    columns: tuple[str, ...]
+    rows: Callable[[Server, Session], list[dict]]
+
+
+def _sessions(server: Server, session: Session) -> list[dict]:
+    return [{"ID": s.id, "TRANS_ID": 0, "TASK_STATE": "SERVICING", "COMM_NAME": s.comm_name,
+             "DB_USERNAME": s.user, "DB_USERID": 1 if s.user == "SYS" else 2, "SYSDBA_FLAG": int(s.sysdba),
+             "AUTOCOMMIT_FLAG": int(s.autocommit), "SESSION_STATE": "SERVICE", "LOGIN_TIME": s.login_time,
+             "CLIENT_APP_INFO": s.client_info} for s in sorted(server.sessions.values(), key=lambda s: s.id)]
+
+
+def _properties(server: Server, session: Session) -> list[dict]:
+    return [{"NAME": name, "STOREDCOUNT": 1, "ATTR": 0, "MIN": "0", "MAX": "", "VALUE1": str(value),
+             **{f"VALUE{i}": None for i in range(2, 9)}} for name, value in sorted(server.props.items())]
+
+
+def _replications(server: Server, session: Session) -> list[dict]:
+    rows = server.db.execute("SELECT name, mode, hosts, is_started, xsn FROM __repl ORDER BY name").fetchall()
+    out = []
+    for name, mode, hosts, started, xsn in rows:
+        items = server.db.execute("SELECT COUNT(*) FROM __repl_items WHERE rep=?", (name,)).fetchone()[0]
+        out.append({"REPLICATION_NAME": name, "LAST_USED_HOST_NO": 1, "HOST_COUNT": len(json.loads(hosts)),
+                    "IS_STARTED": started, "XSN": xsn, "ITEM_COUNT": items, "CONFLICT_RESOLUTION": 0,
+                    "REPL_MODE": 0 if mode == "LAZY" else 2, "ROLE": 0, "OPTIONS": 0})
+    return out
+
+
+def _repl_hosts(server: Server, session: Session) -> list[dict]:
+    out = []
+    for name, hosts in server.db.execute("SELECT name, hosts FROM __repl ORDER BY name").fetchall():
+        for no, (host, port) in enumerate(json.loads(hosts), start=1):
+            out.append({"HOST_NO": no, "REPLICATION_NAME": name, "HOST_IP": host, "PORT_NO": port,
+                        "CONN_TYPE": "TCP"})
+    return out
+
+
+def _repl_items(server: Server, session: Session) -> list[dict]:
+    rows = server.db.execute("SELECT i.rep, i.local_user, i.local_table, i.remote_user, i.remote_table, "
+                             "t.table_id FROM __repl_items i LEFT JOIN __tables t "
+                             "ON t.user = i.local_user AND t.name = i.local_table ORDER BY i.rep, i.local_table")
+    return [{"REPLICATION_NAME": r[0], "TABLE_OID": r[5], "LOCAL_USER_NAME": r[1], "LOCAL_TABLE_NAME": r[2],
+             "LOCAL_PARTITION_NAME": None, "REMOTE_USER_NAME": r[3], "REMOTE_TABLE_NAME": r[4],
+             "REMOTE_PARTITION_NAME": None, "IS_PARTITION": "N", "REPLICATION_UNIT": "T"} for r in rows]
+
+
+def _user_ids(server: Server) -> dict[str, int]:
+    return dict(server.db.execute("SELECT name, user_id FROM __users"))
+
+
+def _users(server: Server, session: Session) -> list[dict]:
+    return [{"USER_ID": uid, "USER_NAME": name, "USER_TYPE": "U"} for name, uid in sorted(_user_ids(server).items())]
+
+
+def _tables(server: Server, session: Session) -> list[dict]:
+    ids = _user_ids(server)
+    out = []
+    for user, name, table_id, columns in server.db.execute(
+            "SELECT user, name, table_id, columns FROM __tables ORDER BY table_id"):
+        out.append({"USER_ID": ids.get(user), "TABLE_ID": table_id, "TABLE_OID": table_id,
+                    "COLUMN_COUNT": len(json.loads(columns)), "TABLE_NAME": name, "TABLE_TYPE": "T",
+                    "REPLICATION_COUNT": len(server.replications_of(user, name))})
+    return out
+
+
+def _columns(server: Server, session: Session) -> list[dict]:
+    ids = _user_ids(server)
+    out = []
+    for user, table_id, columns in server.db.execute("SELECT user, table_id, columns FROM __tables ORDER BY table_id"):
+        for order, data in enumerate(json.loads(columns), start=1):
+            col = sp.ColumnDef.from_json(data)
+            out.append({"COLUMN_ID": table_id * 1024 + order, "DATA_TYPE": TYPE_CODES[col.type_name],
+                        "USER_ID": ids.get(user), "TABLE_ID": table_id, "SIZE": col.precision or 0,
+                        "PRECISION": col.precision or 0, "SCALE": col.scale or 0, "COLUMN_ORDER": order,
+                        "COLUMN_NAME": col.name, "IS_NULLABLE": "T" if col.nullable else "F",
+                        "DEFAULT_VAL": None if col.default is None else str(col.default)})
+    return out
+
+
+def _repl(method: str) -> Callable[[Server, Session], list[dict]]:
+    return lambda server, session: getattr(server.replication, method)()
+
+
+_VIEWS = [
+    View("V$REPGAP", ("REP_NAME", "START_FLAG", "REP_LAST_SN", "REP_SN", "REP_GAP", "REP_GAP_SIZE",
+                      "READ_LFG_ID", "READ_FILE_NO", "READ_OFFSET"), _repl("gap_rows")),
+    View("V$REPSENDER", ("REP_NAME", "START_FLAG", "NET_ERROR_FLAG", "XSN", "COMMIT_XSN", "STATUS", "SENDER_IP",
+                         "PEER_IP", "SENDER_PORT", "PEER_PORT", "READ_LOG_COUNT", "SEND_LOG_COUNT", "REPL_MODE"),
+         _repl("sender_rows")),
+    View("V$REPRECEIVER", ("REP_NAME", "MY_IP", "MY_PORT", "PEER_IP", "PEER_PORT", "APPLY_XSN",
+                           "INSERT_SUCCESS_COUNT", "INSERT_FAILURE_COUNT", "UPDATE_SUCCESS_COUNT",
+                           "UPDATE_FAILURE_COUNT", "DELETE_SUCCESS_COUNT", "DELETE_FAILURE_COUNT",
+                           "SQL_APPLY_TABLE_COUNT"), _repl("receiver_rows")),
+    View("V$SESSION", ("ID", "TRANS_ID", "TASK_STATE", "COMM_NAME", "DB_USERNAME", "DB_USERID", "SYSDBA_FLAG",
+                       "AUTOCOMMIT_FLAG", "SESSION_STATE", "LOGIN_TIME", "CLIENT_APP_INFO"), _sessions),
+    View("V$PROPERTY", ("NAME", "STOREDCOUNT", "ATTR", "MIN", "MAX", *(f"VALUE{i}" for i in range(1, 9))),
+         _properties),
+    View("SYS_REPLICATIONS_", ("REPLICATION_NAME", "LAST_USED_HOST_NO", "HOST_COUNT", "IS_STARTED", "XSN",
+                               "ITEM_COUNT", "CONFLICT_RESOLUTION", "REPL_MODE", "ROLE", "OPTIONS"), _replications),
+    View("SYS_REPL_HOSTS_", ("HOST_NO", "REPLICATION_NAME", "HOST_IP", "PORT_NO", "CONN_TYPE"), _repl_hosts),
+    View("SYS_REPL_ITEMS_", ("REPLICATION_NAME", "TABLE_OID", "LOCAL_USER_NAME", "LOCAL_TABLE_NAME",
+                             "LOCAL_PARTITION_NAME", "REMOTE_USER_NAME", "REMOTE_TABLE_NAME",
+                             "REMOTE_PARTITION_NAME", "IS_PARTITION", "REPLICATION_UNIT"), _repl_items),
+    View("SYS_USERS_", ("USER_ID", "USER_NAME", "USER_TYPE"), _users),
+    View("SYS_TABLES_", ("USER_ID", "TABLE_ID", "TABLE_OID", "COLUMN_COUNT", "TABLE_NAME", "TABLE_TYPE",
+                         "REPLICATION_COUNT"), _tables),
+    View("SYS_COLUMNS_", ("COLUMN_ID", "DATA_TYPE", "USER_ID", "TABLE_ID", "SIZE", "PRECISION", "SCALE",
+                          "COLUMN_ORDER", "COLUMN_NAME", "IS_NULLABLE", "DEFAULT_VAL"), _columns),
+    View("DUAL", ("DUMMY",), lambda server, session: [{"DUMMY": "X"}]),
+]
+_BY_NAME = {v.name: v for v in _VIEWS}
+
+
+def lookup(name: sp.Name) -> View | None:
+    """A system view by name: V$ views and DUAL unqualified, dictionary tables as SYSTEM_.NAME."""
+    view = _BY_NAME.get(name.name)
+    if view is None:
+        return None
+    if view.name.startswith("SYS_"):
+        return view if name.user == "SYSTEM_" else None
+    return view if name.user in (None, "SYSTEM_") else None
+
+
+def materialize(db: sqlite3.Connection, view: View, server: Server, session: Session) -> None:
+    cols = ", ".join(f'"{c}"' for c in view.columns)
+    db.execute(f'DROP TABLE IF EXISTS "{view.name}"')
+    db.execute(f'CREATE TABLE "{view.name}" ({cols})')
+    rows = view.rows(server, session)
+    db.executemany(f'INSERT INTO "{view.name}" VALUES ({", ".join("?" * len(view.columns))})',
+                   [[row.get(c) for c in view.columns] for row in rows])
