@@ -33,11 +33,28 @@ def daemon_info(state_dir: Path | str) -> dict | None:
         info = json.loads((Path(state_dir) / DAEMON_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return info if _alive(info["pid"]) else None
+
+
+def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie, e.g. our own killed child, counts as gone)."""
     try:
-        os.kill(info["pid"], 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # it was our child and has just been reaped
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
     except OSError:
-        return None
-    return info
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 class SimulatorControl:
@@ -63,6 +80,14 @@ class SimulatorControl:
     def pid(self) -> int | None:
         info = daemon_info(self.state_dir)
         return info["pid"] if info else None
+
+    def connect(self, name: str, user: str = "SYS", password: str = "manager", sysdba: bool = False,
+                client_info: str = "") -> Any:
+        """A DB-API connection to one of the servers, by name."""
+        from altibase_sim import dbapi
+
+        server = self.server(name)
+        return dbapi.connect(server["host"], server["port"], user, password, sysdba=sysdba, client_info=client_info)
 
     # thin, named wrappers (the public fault-injection and load interface)
     def servers(self) -> list[dict]:
@@ -160,9 +185,7 @@ def stop_daemon(state_dir: Path | str | None = None, timeout: float = 15.0) -> b
         pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not _alive(pid):
             return True
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)

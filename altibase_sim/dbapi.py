@@ -117,11 +117,18 @@ class Connection:
         self._call({"op": "rollback"})
 
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        """Log out and wait for the server to end the session (a SYSDBA slot is free on return)."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        try:
+            sock.settimeout(2.0)
+            protocol.send_frame(sock, {"op": "logout"})
+            protocol.recv_frame(sock)
+        except (OSError, ConnectionError, ValueError):
+            pass  # the server is gone already: nothing left to end
+        finally:
+            sock.close()
 
     @property
     def closed(self) -> bool:

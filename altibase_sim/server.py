@@ -500,6 +500,7 @@ class Server:
         columns = stmt.columns or [c.name for c in tdef.columns]
         if len(columns) != len(stmt.values):
             raise error("31001", detail="the number of values does not match the number of columns")
+        _check_columns(stmt.values, {None: set()})
         values = []
         scratch = _scratch()
         for expr in stmt.values:
@@ -526,9 +527,10 @@ class Server:
         for col, _ in stmt.assignments:
             if tdef.column(col) is None:
                 raise error("31058", name=col)
+        _check_columns([expr for _, expr in stmt.assignments], {None: {c.name for c in tdef.columns}})
         set_sql = ", ".join(f'"{col}" = {expr.sql}' for col, expr in stmt.assignments)
         set_params = [p for _, expr in stmt.assignments for p in sp.bind(expr.params, params, session.id)]
-        where_sql, where_params = self._where(stmt.where, params, session)
+        where_sql, where_params = self._where(stmt.where, params, session, tdef)
         table = sqlite_name(user, name)
 
         def work(db: sqlite3.Connection) -> Result:
@@ -551,7 +553,7 @@ class Server:
     def _do_Delete(self, session: Session, stmt: sp.Delete, params: list) -> Result:
         user, name = stmt.table.qualified(session.user)
         tdef = self.require_table(user, name)
-        where_sql, where_params = self._where(stmt.where, params, session)
+        where_sql, where_params = self._where(stmt.where, params, session, tdef)
         table = sqlite_name(user, name)
 
         def work(db: sqlite3.Connection) -> Result:
@@ -565,9 +567,11 @@ class Server:
 
         return self._write(session, work)
 
-    def _where(self, where: sp.Expr | None, params: list, session: Session) -> tuple[str, list]:
+    def _where(self, where: sp.Expr | None, params: list, session: Session,
+               tdef: TableDef) -> tuple[str, list]:
         if where is None:
             return "", []
+        _check_columns([where], {None: {c.name for c in tdef.columns}})
         return " WHERE " + where.sql, sp.bind(where.params, params, session.id)
 
     # ------------------------------------------------------------------ SELECT
@@ -589,6 +593,18 @@ class Server:
                 user, name = src.qualified(session.user)
                 self.require_table(user, name)
                 names[src.name] = sqlite_name(user, name)
+        known: dict[str | None, set[str]] = {}
+        for (src, alias), view in zip(stmt.sources, view_sources, strict=True):
+            if view is not None:
+                cols = set(view.columns)
+            else:
+                cols = {c.name for c in self.require_table(*src.qualified(session.user)).columns}
+            known.setdefault(None, set()).update(cols)
+            known[alias or src.name] = cols
+        aliases = {item.alias or item.expr.text for item in stmt.items if not item.star}
+        exprs = [i.expr for i in stmt.items if not i.star] + ([stmt.where] if stmt.where else []) + stmt.group_by
+        _check_columns(exprs, known)
+        _check_columns([e for e, _ in stmt.order_by], known, aliases)
         from_sql = ", ".join(f'{names[src.name]}{" " + chr(34) + alias + chr(34) if alias else ""}'
                              for src, alias in stmt.sources)
         bound: list[Any] = []
@@ -658,6 +674,16 @@ class Server:
 
     def gap_units(self, size: int) -> int:
         return math.ceil(size / max(1, self.props["REPLICATION_GAP_UNIT"]))
+
+
+def _check_columns(exprs: list[sp.Expr], known: dict[str | None, set[str]], extra: set[str] = frozenset()) -> None:
+    """Every column an expression names must exist (SQLite would quietly read "X" as a string)."""
+    for expr in exprs:
+        for qualifier, column in expr.columns:
+            if column in extra and qualifier is None:
+                continue
+            if column not in known.get(qualifier, ()):
+                raise error("31058", name=f"{qualifier + '.' if qualifier else ''}{column}")
 
 
 _local = threading.local()

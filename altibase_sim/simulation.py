@@ -98,6 +98,10 @@ class ServerHost:
             session = self.server.login(request["user"], request["password"], bool(request.get("sysdba")),
                                         request.get("client_info") or "", f"TCP {peer[0]}:{peer[1]}")
             return {"ok": True, "session_id": session.id}, session
+        if op == "logout":
+            if session is not None:
+                self.server.logout(session)
+            return {"ok": True}, None
         if session is None:
             raise error("FFFFF", detail="not logged in")
         if op == "execute":
@@ -251,10 +255,10 @@ class Simulation:
         return None
 
     def server(self, name: str) -> Server:
-        try:
-            return self.hosts[name].server
-        except KeyError:
-            raise ValueError(f"no server named {name!r}") from None
+        host = self.hosts.get(name)
+        if host is None:
+            raise ValueError(f"no server named {name!r}")
+        return host.server
 
     # ------------------------------------------------------------------ servers
     def add_server(self, name: str, aliases: list[str] | tuple[str, ...] = (), port: int = 0,
@@ -286,8 +290,8 @@ class Simulation:
     def server_down(self, name: str) -> None:
         """The server process dies: sessions drop, senders stop, peers' senders go to RETRY."""
         with self.lock:
-            host = self.hosts[name]
             server = self.server(name)
+            host = self.hosts[name]
             server.up = False
             server.replication.shutdown()
             for sock in list(host.clients):
@@ -313,6 +317,14 @@ class Simulation:
 
     def servers(self) -> list[dict]:
         return [self.describe(name) for name in self.hosts]
+
+    def connect(self, name: str, user: str = "SYS", password: str = "manager", sysdba: bool = False,
+                client_info: str = "") -> Any:
+        """A DB-API connection to one of the servers, by name (same call as SimulatorControl.connect)."""
+        from altibase_sim import dbapi
+
+        return dbapi.connect("127.0.0.1", self.server(name).port, user, password, sysdba=sysdba,
+                             client_info=client_info)
 
     def status(self) -> dict:
         out = []

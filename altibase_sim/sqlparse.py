@@ -167,6 +167,7 @@ class Expr:
     params: list[Any] = field(default_factory=list)
     text: str = ""  # the original text, upper-cased outside strings (column headings)
     uses_session_id: bool = False
+    columns: list[tuple[str | None, str]] = field(default_factory=list)  # (qualifier, column) references
 
 
 @dataclass
@@ -381,7 +382,10 @@ class Parser:
             user = self.ident()
             self.expect("IDENTIFIED")
             self.expect("BY")
-            password = self.ident() if self.tok.kind in ("id", "qid") else self.string()
+            if self.tok.kind not in ("id", "qid", "str"):
+                raise self.fail("expected a password")
+            password = self.tok.value  # case as written
+            self.i += 1
             return CreateUser(user, password)
         raise self.fail()
 
@@ -664,6 +668,7 @@ class Parser:
         params: list[Any] = []
         depth = 0
         uses_session_id = False
+        refs: list[tuple[str | None, str]] = []
         expect_operand = True
         while True:
             tok = self.tok
@@ -736,8 +741,10 @@ class Parser:
                 if self.accept_op("."):
                     ident2 = self.ident()
                     out.append(f'"{ident}"."{ident2}"')
+                    refs.append((ident, ident2))
                 else:
                     out.append(f'"{ident}"')
+                    refs.append((None, ident))
                 expect_operand = False
         if depth != 0:
             raise self.fail("unbalanced parentheses")
@@ -745,7 +752,7 @@ class Parser:
             raise self.fail("expected an expression")
         end_pos = self.tok.pos
         text = _upper_outside_strings(self.sql[self.tokens[start].pos:end_pos].strip())
-        return Expr(" ".join(out), params, text, uses_session_id)
+        return Expr(" ".join(out), params, text, uses_session_id, refs)
 
 
 class _Marker:
