@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/python -m altibase_ops.demo
+	$(BIN)/python -m altibase_sim.demo
 
 test: venv
 	bash scripts/run-tests.sh
