@@ -128,11 +128,8 @@ def _refuse_foreign_workloads(manifests: list[Mapping[str, Any]], core: CoreV1Ap
         foreign = [
             f"{kind}/{obj.metadata.name}"
             for kind in _WORKLOAD_KINDS
-            for obj in KINDS[kind]
-            .method(core, apps, "list")(namespace, label_selector=instance_selector(instance))
-            .items
+            for obj in _instance_objects(kind, instance, namespace, core, apps, owned_pods=False)
             if (namespace, kind, obj.metadata.name) not in wanted
-            and not (kind == "Pod" and obj.metadata.owner_references)
         ]
         if foreign:
             raise ApplyError(
@@ -371,23 +368,33 @@ def teardown(
     topology since the provisioning run leaves nothing behind. Pods owned by a Deployment or
     StatefulSet are left to the garbage collector. Deleting what is already gone is not an error.
     """
-    selector = instance_selector(name)
     kinds = _TEARDOWN_KINDS + (("PersistentVolumeClaim",) if delete_data else ())
-    results = []
-    for kind in kinds:
-        api = KINDS[kind]
-        for obj in api.method(core, apps, "list")(namespace, label_selector=selector).items:
-            if kind == "Pod" and obj.metadata.owner_references:
-                continue
-            results.append(_delete(kind, api, obj.metadata.name, namespace, core, apps))
-    return results
+    return [
+        _delete(kind, obj.metadata.name, namespace, core, apps)
+        for kind in kinds
+        for obj in _instance_objects(kind, name, namespace, core, apps, owned_pods=False)
+    ]
 
 
-def _delete(
-    kind: str, api: _KindApi, name: str, namespace: str, core: CoreV1Api, apps: AppsV1Api
-) -> ObjectResult:
+def _instance_objects(
+    kind: str, instance: str, namespace: str, core: CoreV1Api, apps: AppsV1Api, *, owned_pods: bool
+) -> list[Any]:
+    """The objects of one kind carrying instance ``instance``'s labels.
+
+    ``owned_pods=False`` leaves out pods a Deployment or StatefulSet owns: their controller (or
+    the garbage collector) replaces or removes them, so they are never ours to act on.
+    """
+    items = (
+        KINDS[kind].method(core, apps, "list")(namespace, label_selector=instance_selector(instance)).items
+    )
+    if kind == "Pod" and not owned_pods:
+        return [obj for obj in items if not obj.metadata.owner_references]
+    return items
+
+
+def _delete(kind: str, name: str, namespace: str, core: CoreV1Api, apps: AppsV1Api) -> ObjectResult:
     try:
-        api.method(core, apps, "delete")(name, namespace, propagation_policy="Background")
+        KINDS[kind].method(core, apps, "delete")(name, namespace, propagation_policy="Background")
     except ApiException as error:
         if error.status == 404:
             return ObjectResult(kind, name, "absent")
@@ -403,10 +410,9 @@ def remaining_objects(
 
     Empty means the teardown has finished (for a sensor after ``teardown``).
     """
-    selector = instance_selector(name)
     kinds = _TEARDOWN_KINDS + (("PersistentVolumeClaim",) if include_data else ())
     return [
         f"{kind}/{obj.metadata.name}"
         for kind in kinds
-        for obj in KINDS[kind].method(core, apps, "list")(namespace, label_selector=selector).items
+        for obj in _instance_objects(kind, name, namespace, core, apps, owned_pods=True)
     ]

@@ -37,6 +37,8 @@ from typing import Any
 import yaml
 from kubernetes.utils.quantity import parse_quantity
 
+from altibase_ops.identifiers import IDENTIFIER_PATTERN
+
 # The seed pulls the untagged image; the iSQL banner in its session shows release 7.1.0.5.1, so the
 # default pins that release: a re-run months later must start the same server, not whatever
 # `latest` has become. Override with the `image` parameter (any explicit tag or digest).
@@ -85,10 +87,9 @@ _IMAGE_REFERENCE = re.compile(
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
 
-# Identifier rules for the tables and the replication name. A private copy until
-# altibase_ops.identifiers exists: unquoted Altibase identifiers, at most 40 characters, and not a
-# word the SQL templates would misparse.
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+# Table, column and replication names follow the shared identifier pattern (the one the SQL
+# templates' `ident` filter enforces again at rendering) and must not be a word the statements
+# would misparse.
 _RESERVED_WORDS = frozenset(
     """ADD ALL ALTER AND ANY AS ASC BETWEEN BY CHECK COLUMN CONSTRAINT CREATE DEFAULT DELETE DESC
     DISTINCT DROP EXISTS FOR FOREIGN FROM GRANT GROUP HAVING IN INDEX INSERT INTO IS KEY LIKE NOT
@@ -107,7 +108,8 @@ class ProvisionSpecError(ValueError):
 
 def identifier_problem(what: str, value: object) -> str | None:
     """Why ``value`` cannot be used as an unquoted SQL identifier, or None if it can."""
-    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+    # fullmatch, not match: the pattern's `$` would let a trailing newline through.
+    if not isinstance(value, str) or not IDENTIFIER_PATTERN.fullmatch(value):
         return (
             f"{what} {value!r}: must start with a letter and contain only letters, digits and '_' "
             "(at most 40 characters)"

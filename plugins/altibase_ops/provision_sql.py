@@ -13,22 +13,9 @@ One statement per item, so a failure names exactly one step; iSQL does not stop 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-import jinja2
-
-from altibase_ops.manifests import (
-    ColumnSpec,
-    ProvisionSpec,
-    TableSpec,
-    identifier_problem,
-    peer_node,
-    service_name,
-)
-
-# plugins/altibase_ops/ -> project root -> include/sql; templates live in its provision/ folder.
-SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
+from altibase_ops.identifiers import render_sql
+from altibase_ops.manifests import ColumnSpec, ProvisionSpec, TableSpec, peer_node, service_name
 
 
 @dataclass(frozen=True)
@@ -53,44 +40,12 @@ class ProofRow:
     delete: str
 
 
-def _ident(name: object) -> str:
-    # Same contract as the `ident` filter of altibase_ops.identifiers (strict pattern, upper case),
-    # kept here until the two environments are merged.
-    if problem := identifier_problem("identifier", name):
-        raise ValueError(problem)
-    return str(name).upper()
+def render_template(template: str, **params: object) -> str:
+    """Render ``include/sql/provision/<template>`` through the shared identifier-checking environment."""
+    return render_sql(f"provision/{template}", **params).strip()
 
 
-def _qualified_table(name: object) -> str:
-    parts = name.split(".") if isinstance(name, str) else []
-    if len(parts) != 2:
-        raise ValueError(f"{name!r} is not a qualified table name: expected USER.TABLE")
-    return f"{_ident(parts[0])}.{_ident(parts[1])}"
-
-
-@lru_cache(maxsize=4)
-def _environment(sql_dir: Path) -> jinja2.Environment:
-    # StrictUndefined: a missing variable is a bug, never an empty string in SQL.
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(sql_dir),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
-    environment.filters.update({"ident": _ident, "table": _qualified_table})
-    return environment
-
-
-def render_template(template: str, sql_dir: Path = SQL_DIR, **params: object) -> str:
-    """Render ``include/sql/provision/<template>`` with ``params`` as ``params.<name>``.
-
-    ``params`` is the name Airflow gives task params in templates, so the files read the same
-    whichever renders them.
-    """
-    rendered = _environment(sql_dir).get_template(f"provision/{template}").render(params=params)
-    return rendered.strip()
-
-
-def render_setup_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[NodeStatement, ...]:
+def render_setup_sql(spec: ProvisionSpec) -> tuple[NodeStatement, ...]:
     """P6 in the seed's order: tables on every node, then CREATE REPLICATION on every node, then START.
 
     START comes last everywhere because its handshake needs the peer's replication object.
@@ -101,7 +56,7 @@ def render_setup_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[Node
             "P6.create_table",
             node,
             service_name(spec, node),
-            render_template("create_table.sql", sql_dir, table=table),
+            render_template("create_table.sql", table=table),
         )
         for node in spec.nodes
         for table in spec.tables
@@ -111,7 +66,6 @@ def render_setup_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[Node
     for node in spec.nodes:
         sql = render_template(
             "create_replication.sql",
-            sql_dir,
             replication_name=spec.replication_name,
             peer_host=service_name(spec, peer_node(spec, node)),
             peer_port=spec.replication_port,
@@ -119,22 +73,22 @@ def render_setup_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[Node
         )
         statements.append(NodeStatement("P6.create_replication", node, service_name(spec, node), sql))
     for node in spec.nodes:
-        sql = render_template("start_replication.sql", sql_dir, replication_name=spec.replication_name)
+        sql = render_template("start_replication.sql", replication_name=spec.replication_name)
         statements.append(NodeStatement("P6.start_replication", node, service_name(spec, node), sql))
     return tuple(statements)
 
 
-def render_replication_state_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> str:
+def render_replication_state_sql(spec: ProvisionSpec) -> str:
     """The query that tells whether the replication object exists on a node and is started."""
-    return render_template("select_replication.sql", sql_dir, replication_name=spec.replication_name)
+    return render_template("select_replication.sql", replication_name=spec.replication_name)
 
 
-def render_teardown_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[NodeStatement, ...]:
+def render_teardown_sql(spec: ProvisionSpec) -> tuple[NodeStatement, ...]:
     """STOP on every node, then DROP on every node. Empty for a single server."""
     if spec.topology != "pair":
         return ()
-    stop = render_template("stop_replication.sql", sql_dir, replication_name=spec.replication_name)
-    drop = render_template("drop_replication.sql", sql_dir, replication_name=spec.replication_name)
+    stop = render_template("stop_replication.sql", replication_name=spec.replication_name)
+    drop = render_template("drop_replication.sql", replication_name=spec.replication_name)
     return tuple(
         NodeStatement(step, node, service_name(spec, node), sql)
         for step, sql in (("teardown.stop_replication", stop), ("teardown.drop_replication", drop))
@@ -142,7 +96,7 @@ def render_teardown_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[N
     )
 
 
-def render_proof_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[ProofRow, ...]:
+def render_proof_sql(spec: ProvisionSpec) -> tuple[ProofRow, ...]:
     """P7: one row per node in the first table, keyed 1, 2… as in the seed (``INSERT … (1, 1)``).
 
     Every column of the row gets the key: numbers as integers, character columns as the key's
@@ -159,9 +113,9 @@ def render_proof_sql(spec: ProvisionSpec, sql_dir: Path = SQL_DIR) -> tuple[Proo
                 node=node,
                 server=service_name(spec, node),
                 key=index,
-                insert=render_template("insert_proof_row.sql", sql_dir, table=table.name, row=values),
-                select=render_template("select_proof_row.sql", sql_dir, table=table.name, key=key),
-                delete=render_template("delete_proof_row.sql", sql_dir, table=table.name, key=key),
+                insert=render_template("insert_proof_row.sql", table=table.name, row=values),
+                select=render_template("select_proof_row.sql", table=table.name, key=key),
+                delete=render_template("delete_proof_row.sql", table=table.name, key=key),
             )
         )
     return tuple(rows)
