@@ -193,9 +193,9 @@ def judge(
 ) -> list[StatementResult]:
     """Label results with their statements, accept "already done" codes, raise IsqlError on failure.
 
-    Fails when any error is not accepted for ``step_kind``, when fewer results than statements came
-    back (the client stopped or never logged in), or when the exit status is non-zero without an
-    error in the output — whatever the exit status says otherwise.
+    Fails when any error is not accepted for ``step_kind`` (whatever the exit status says), when
+    fewer results than statements came back (the client stopped or never logged in), or when the
+    exit status is non-zero without any error in the output.
     """
     accepted_codes = ALREADY_DONE[StepKind(step_kind)] if step_kind else frozenset()
     if len(results) == len(statements):
@@ -221,7 +221,9 @@ def judge(
             f"(exit status {exit_status}); output:\n{output[-2000:]}",
             results,
         )
-    if exit_status != 0:
+    # iSQL's status is the last statement's: an error in the output (even an accepted one)
+    # explains a non-zero status; without one, something else went wrong (usage, crash).
+    if exit_status != 0 and not any(r.status == "error" for r in results):
         raise IsqlError(f"iSQL exited with status {exit_status} without reporting an error; output:\n"
                         f"{output[-2000:]}", results)
     return results
@@ -233,11 +235,12 @@ def query_results(results: list[StatementResult]) -> list[dict[str, Any]] | None
     return queries or None
 
 
-def isql_command(binary: str, script_path: str, *, sysdba: bool, nls_use: str | None = None) -> str:
+def isql_command(binary: str, script_word: str, *, sysdba: bool, nls_use: str | None = None) -> str:
     """The ``is`` command line as a shell string; connection settings come from the environment.
 
-    The password is ``"$ALTIBASE_PASSWORD"``: sh expands it when it starts the client, so it is
-    never in this string (what gets logged, or stored in a pod spec).
+    ``script_word`` is the ``-f`` argument as shell text (``shlex.quote(path)``, or a quoted
+    variable reference). The password is ``"$ALTIBASE_PASSWORD"``: sh expands it when it starts the
+    client, so it is never in this string (what gets logged, or stored in a pod spec).
     """
     parts = [shlex.quote(binary), "-s", f'"${ENV_HOST}"', "-port", f'"${ENV_PORT}"',
              "-u", f'"${ENV_USER}"', "-p", f'"${ENV_PASSWORD}"']
@@ -245,5 +248,5 @@ def isql_command(binary: str, script_path: str, *, sysdba: bool, nls_use: str | 
         parts.append("-sysdba")
     if nls_use:
         parts += ["-NLS_USE", shlex.quote(nls_use)]
-    parts += ["-silent", "-f", shlex.quote(script_path)]
+    parts += ["-silent", "-f", script_word]
     return " ".join(parts)
