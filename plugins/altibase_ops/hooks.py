@@ -156,6 +156,14 @@ class AltibaseHook(BaseHook):
             f"Connection {conn.conn_id}: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}"
         )
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test button: log in (as configured) and read DUAL once."""
+        try:
+            self.get_records("SELECT DUMMY FROM DUAL")
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Connected to Altibase through {self.altibase_conn_id}"
+
     def get_records(self, sql: str, parameters: tuple = ()) -> list[dict[str, Any]]:
         """Run one query on a fresh connection, close it, and return the rows as dicts.
 
@@ -171,7 +179,7 @@ class AltibaseHook(BaseHook):
                 columns = [column[0].upper() for column in cursor.description or ()]
                 return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
             except Exception as exc:
-                code, message = _error_code(exc)
+                code, message = error_code(exc)
                 if message is None:
                     raise
                 raise AltibaseServerError(server_name(conn), code, message, action=f"query {statement!r}") from None
@@ -186,7 +194,7 @@ def server_name(conn: Connection) -> str:
     return f"{conn.conn_id} ({conn.host}:{conn.port or DEFAULT_PORT})"
 
 
-def _error_code(exc: BaseException) -> tuple[str | None, str | None]:
+def error_code(exc: BaseException) -> tuple[str | None, str | None]:
     """(code, message) of a database error from either backend; (None, None) for anything else."""
     if isinstance(getattr(exc, "code", None), str) and hasattr(exc, "message"):
         return exc.code, exc.message  # type: ignore[attr-defined]

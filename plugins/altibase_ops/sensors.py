@@ -53,12 +53,13 @@ class _AltibaseCheckSensor(BaseSensorOperator):
     def check_arguments(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _client_info(self, context: Context) -> str:
+    def _client_info(self) -> str:
+        # shown in V$SESSION.CLIENT_APP_INFO (simulator backend): whose session it is
         return f"airflow:{self.dag_id}.{self.task_id}"
 
     def poke(self, context: Context) -> PokeReturnValue:
         reading = run_check(self.check_name, self.altibase_conn_id, self.check_arguments(),
-                            client_info=self._client_info(context))
+                            client_info=self._client_info())
         self.log.info("%s", reading.message)
         # kept for the timeout message: BaseSensorOperator's own says only how long it waited
         self._last_reading = reading.message
@@ -82,7 +83,7 @@ class _AltibaseCheckSensor(BaseSensorOperator):
                 arguments=self.check_arguments(),
                 poke_interval=self.poke_interval,
                 deadline=time.time() + self.timeout,
-                client_info=self._client_info(context),
+                client_info=self._client_info(),
             ),
             method_name="execute_complete",
             timeout=datetime.timedelta(seconds=self.timeout + _DEFER_GRACE_SECONDS),

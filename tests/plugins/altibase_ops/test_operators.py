@@ -214,3 +214,16 @@ def test_pod_script_runs_is_and_hands_its_output_to_xcom(sim, altibase_conns, tm
     results = judge(parse_output(output), split_statements(sql), step_kind="replication_stop",
                     exit_status=exit_status, output=output)
     assert [r.accepted for r in results] == [True, False] and results[1].rows == []
+
+
+def test_in_a_dag_the_template_file_resolves_from_template_searchpath_with_the_filters():
+    import datetime
+
+    from airflow.sdk import DAG
+    from altibase_ops.identifiers import SQL_DIR
+
+    with DAG("isql_templates", schedule=None, start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+             template_searchpath=[str(SQL_DIR)], params={"replication_name": "rep1"}) as dag:
+        step = isql("altibase_node1", "checks/read_sql_apply_count.sql")
+    step.render_template_fields(context={"params": dag.params.dump()})
+    assert step.sql.strip() == "SELECT REP_NAME, SQL_APPLY_TABLE_COUNT FROM V$REPRECEIVER WHERE REP_NAME = 'REP1';"

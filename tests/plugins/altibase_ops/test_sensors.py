@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
@@ -235,3 +236,28 @@ def test_simulator_backend_works_without_pyodbc(sim, altibase_conns, monkeypatch
     monkeypatch.setitem(sys.modules, "pyodbc", None)  # any "import pyodbc" now fails
     rows = AltibaseHook(altibase_conn_id=altibase_conns["node1"]).get_records("SELECT DUMMY FROM DUAL;")
     assert rows == [{"DUMMY": "X"}]
+
+
+def test_hook_test_connection_reports_success_and_the_refusal(sim, altibase_conns):
+    hook = AltibaseHook(altibase_conn_id=altibase_conns["node1"])
+    assert hook.test_connection() == (True, "Connected to Altibase through altibase_node1")
+    run(sim, "node1", "ALTER SYSTEM SET ADMIN_MODE = 1")
+    ok, message = hook.test_connection()
+    assert not ok and "ERR-4106E" in message
+
+
+# reschedule mode
+
+
+def test_sensor_in_reschedule_mode_releases_the_worker_between_pokes(sim, altibase_conns):
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    held = sim.hold_session("node1", client_info="app")
+    sensor = SessionCountSensor(task_id="o1", altibase_conn_id=altibase_conns["node1"], deferrable=False,
+                                mode="reschedule", poke_interval=30, timeout=600)
+    # the task runner's view of a first try: no earlier reschedule
+    context = {"ti": SimpleNamespace(get_first_reschedule_date=lambda context: None)}
+    with pytest.raises(AirflowRescheduleException):
+        sensor.execute(context=context)
+    sim.release_session(held)
+    assert sensor.execute(context=context) == {"count": 0, "sessions": []}
