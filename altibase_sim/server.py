@@ -613,7 +613,8 @@ class Server:
             if item.star:
                 select_parts.append("*")
             else:
-                select_parts.append(f'{item.expr.sql} AS "{item.alias or item.expr.text}"')
+                heading = item.alias or (item.expr.columns[0][1] if _is_column_ref(item.expr) else item.expr.text)
+                select_parts.append(f'{item.expr.sql} AS "{heading}"')
                 bound += sp.bind(item.expr.params, params, session.id)
         sql = f"SELECT {'DISTINCT ' if stmt.distinct else ''}{', '.join(select_parts)} FROM {from_sql}"
         if stmt.where:
@@ -674,6 +675,11 @@ class Server:
 
     def gap_units(self, size: int) -> int:
         return math.ceil(size / max(1, self.props["REPLICATION_GAP_UNIT"]))
+
+
+def _is_column_ref(expr: sp.Expr) -> bool:
+    """A bare (possibly qualified) column: iSQL heads it with the column's name alone."""
+    return len(expr.columns) == 1 and re.fullmatch(r'"[^"]+"(\."[^"]+")?', expr.sql) is not None
 
 
 def _check_columns(exprs: list[sp.Expr], known: dict[str | None, set[str]], extra: set[str] = frozenset()) -> None:

@@ -199,6 +199,8 @@ class AppLoad:
     def status(self, with_keys: bool = False) -> dict:
         with self.lock:
             data = {"server": self.server, "table": self.table, "running": not self.stop_event.is_set(),
+                    "sessions": self.sessions, "interval": self.interval, "key_column": self.key_column,
+                    "value_column": self.value_column,
                     "committed": len(self.committed), "errors": self.errors, "last_error": self.last_error}
             if with_keys:
                 data["committed_keys"] = list(self.committed)

@@ -92,6 +92,18 @@ def _columns(server: Server, session: Session) -> list[dict]:
     return out
 
 
+def _indices(server: Server, session: Session) -> list[dict]:
+    ids = _user_ids(server)
+    tables = dict(((u, n), tid) for u, n, tid in server.db.execute("SELECT user, name, table_id FROM __tables"))
+    out = []
+    for no, (user, name, tbl_user, tbl, columns, unique) in enumerate(server.db.execute(
+            "SELECT user, name, tbl_user, tbl, columns, is_unique FROM __indexes ORDER BY user, name"), start=1):
+        out.append({"USER_ID": ids.get(user), "TBS_ID": 0, "TABLE_ID": tables.get((tbl_user, tbl)), "INDEX_ID": no,
+                    "INDEX_NAME": name, "INDEX_TYPE": 1, "IS_UNIQUE": "T" if unique else "F",
+                    "COLUMN_CNT": len(json.loads(columns))})
+    return out
+
+
 def _repl(method: str) -> Callable[[Server, Session], list[dict]]:
     return lambda server, session: getattr(server.replication, method)()
 
@@ -121,6 +133,8 @@ _VIEWS = [
                          "REPLICATION_COUNT"), _tables),
     View("SYS_COLUMNS_", ("COLUMN_ID", "DATA_TYPE", "USER_ID", "TABLE_ID", "SIZE", "PRECISION", "SCALE",
                           "COLUMN_ORDER", "COLUMN_NAME", "IS_NULLABLE", "DEFAULT_VAL"), _columns),
+    View("SYS_INDICES_", ("USER_ID", "TBS_ID", "TABLE_ID", "INDEX_ID", "INDEX_NAME", "INDEX_TYPE", "IS_UNIQUE",
+                          "COLUMN_CNT"), _indices),
     View("DUAL", ("DUMMY",), lambda server, session: [{"DUMMY": "X"}]),
 ]
 _BY_NAME = {v.name: v for v in _VIEWS}

@@ -55,7 +55,14 @@ def qualified_table(name: Any) -> str:
     return f"{identifier(parts[0])}.{identifier(parts[1])}"
 
 
-SQL_FILTERS = {"ident": identifier, "table": qualified_table}
+def ddl_statement(text: Any) -> str:
+    """A user's DDL statement, only after ddl_statements.parse_ddl accepted it (one accepted form)."""
+    from altibase_ops.ddl_statements import parse_ddl  # imported late: it builds on this module
+
+    return parse_ddl(text).text
+
+
+SQL_FILTERS = {"ident": identifier, "table": qualified_table, "ddl": ddl_statement}
 
 
 def sql_environment() -> jinja2.Environment:

@@ -110,3 +110,10 @@ def test_session_id_dual_and_properties(engine):
         [("1",)]
     assert err(engine, "node1", "ALTER SYSTEM SET NO_SUCH_PROPERTY = 1") == "41083"
     assert err(engine, "node1", "ALTER SYSTEM SET ADMIN_MODE = 7") == "41083"
+
+
+def test_indices_dictionary_lists_indexes_with_their_table(engine):
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)", "CREATE UNIQUE INDEX t1_u ON t1 (c2)")
+    rows = query(engine, "node1", "SELECT i.INDEX_NAME, i.IS_UNIQUE, t.TABLE_NAME FROM SYSTEM_.SYS_INDICES_ i, "
+                 "SYSTEM_.SYS_TABLES_ t WHERE i.TABLE_ID = t.TABLE_ID")
+    assert rows == [("T1_U", "T", "T1")]

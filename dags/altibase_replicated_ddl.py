@@ -1,0 +1,174 @@
+"""
+# DDL on replicated Altibase tables
+
+Runs the vendor's procedure for DDL on tables under replication, with every replication property at
+its default (`procedures.md` §1–3), as a task graph:
+
+| variant | steps |
+|---|---|
+| service can stop, Active-Standby / Active-Active | O1 stop service, confirm no sessions · O2 admin mode on · O3a flush, O3b gap 0, O3c stop replication · O4 remove tables from replication · O5 DDL · O6 add tables back · O7 start replication · O8 admin mode off · O9 resume service |
+| service cannot stop (rolling), Active-Active | per server in turn: R1a flush, R1b gap 0, R1c move service, R1d no sessions · R2 admin on · R3 stop replication (both) · R4 remove · R5 DDL · R6 add · R7 SQL apply on (both) · R8 start (both) · R9 admin off; then R11 SQL apply count 0, R12 SQL apply off, R13 service back |
+| rolling, Active-Standby (extension) | the standby's turn, a switchover (SW1–SW3), the active's turn, R11–R12, and the service back on the active with the standby no longer sending (R13a–R13e) |
+
+Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
+read-only **preflight** (replication and tables present, senders as the topology needs, admin mode 0,
+DDL properties at default, same table definitions, the last-table trap). **plan** shows the exact
+statements per server; with `dry_run` (the default) the run ends there.
+
+After: **post_checks** (definitions equal with the DDL applied, replication running with gap 0, admin
+mode 0, SQL apply 0, equal row counts), **restore** (always runs: admin mode back to 0, tables back in
+replication and replication restarted where safe, the service back — or a precise operator message),
+and **summary** (every statement, per server, with time in admin mode).
+
+One run at a time (`max_active_runs=1`): a second trigger waits in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Label, Param, TriggerRule, task
+from altibase_ops.ddl_procedure import VARIANTS, build_plan, format_plan, validate_request
+from altibase_ops.ddl_tasks import (
+    VariantBranchOperator,
+    build_variant,
+    conn_for_role,
+    post_checks,
+    preflight,
+    request_from,
+    restore,
+    service_task_ids,
+    step_task_ids,
+    summarize,
+    wait_for_steps_to_settle,
+)
+from altibase_ops.identifiers import SQL_DIR, SQL_FILTERS
+
+log = logging.getLogger(__name__)
+SERVER_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "conn_id": {"type": "string"},
+                   "role": {"type": "string", "enum": ["active", "standby", "active1", "active2"]}},
+    "required": ["name", "conn_id", "role"],
+}
+
+with DAG(
+    dag_id=Path(__file__).stem,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["altibase", "replication", "ddl"],
+    default_args={"owner": "dba", "retries": 0},  # no blind retries: a step is re-run by a person, on purpose
+    doc_md=__doc__,
+    template_searchpath=[str(SQL_DIR)],
+    user_defined_filters={**SQL_FILTERS, "conn_for_role": conn_for_role},
+    params={
+        "servers": Param(
+            [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
+             {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
+            type="array", items=SERVER_SCHEMA, minItems=2, maxItems=2, title="Servers",
+            description="The pair: name, Airflow connection id and role (active/standby or active1/active2)."),
+        "topology": Param("active_standby", enum=["active_standby", "active_active"], title="Topology"),
+        "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode",
+                              description="can_stop: O1–O9. rolling: the service stays up (R1–R13, SQL apply mode)."),
+        "replication_name": Param("REP1", type="string", pattern="^[A-Za-z][A-Za-z0-9_]{0,39}$",
+                                  title="Replication name"),
+        "tables": Param(["SYS.T1"], type="array", items={"type": "string"}, minItems=1, title="Tables",
+                        description="USER.TABLE, each in the replication on every server."),
+        "ddl": Param(["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"], type="array", items={"type": "string"},
+                     minItems=1, title="DDL statements",
+                     description="One statement per entry, each on a listed table (ALTER TABLE … ADD COLUMN (…) "
+                                 "/ DROP COLUMN / MODIFY COLUMN (…), CREATE/DROP INDEX, TRUNCATE TABLE)."),
+        "service_control": Param({"mode": "manual"}, type="object", title="Service control",
+                                 description='{"mode": "manual"} asks a person (approval in the UI); '
+                                             '{"mode": "kubernetes", "namespace": …, "services": {server: '
+                                             'Service}, "deployments": {server: Deployment}, '
+                                             '"server_selectors": {server: {labels}}}; '
+                                             '{"mode": "simulator", "state_dir": …}.'),
+        "runner": Param("local", enum=["local", "kubernetes"], title="iSQL runner"),
+        "gap_timeout_seconds": Param(300, type="integer", minimum=1, title="Gap wait (s)"),
+        "sessions_timeout_seconds": Param(300, type="integer", minimum=1, title="Sessions wait (s)"),
+        "approval_timeout_minutes": Param(60, type="integer", minimum=1, title="Approval wait (min)"),
+        "flush_wait_seconds": Param(60, type="integer", minimum=1, title="FLUSH WAIT (s)"),
+        "poke_interval_seconds": Param(5, type="number", minimum=0.1, title="Sensor poke interval (s)"),
+        # Default true: triggering with the defaults shows the plan and changes nothing; a change needs
+        # a person to untick it on purpose.
+        "dry_run": Param(True, type="boolean", title="Dry run (plan only)"),
+    },
+) as dag:
+
+    @task
+    def validate_params(**context) -> dict:
+        from altibase_ops.hooks import AltibaseHook
+
+        request = validate_request(dict(context["params"]))
+        for server in request.servers:  # the connection must exist: a typo fails here, not mid-procedure
+            AltibaseHook.get_connection(server.conn_id)
+        return request.as_dict()
+
+    @task
+    def run_preflight(**context) -> dict:
+        return preflight(request_from(context), log)
+
+    @task
+    def plan(**context) -> list[dict]:
+        request = request_from(context)
+        steps = build_plan(request)
+        log.info("%s", format_plan(request, steps))
+        return [vars(s) for s in steps]
+
+    @task.short_circuit(ignore_downstream_trigger_rules=True)
+    def stop_if_dry_run(**context) -> bool:
+        if request_from(context).dry_run:
+            log.info("dry_run is set: the plan above is what a real run would send; nothing was changed")
+            return False
+        return True
+
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def run_post_checks(**context) -> dict:
+        return post_checks(request_from(context), log)
+
+    # Runs only when something failed: waits for steps still running elsewhere, then restores.
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def run_restore(**context) -> dict:
+        request = request_from(context)
+        wait_for_steps_to_settle(context, request, log)
+        records = context["ti"].xcom_pull(task_ids=service_task_ids(request)) or []
+        history = [r for batch in records if batch for r in batch]
+        return restore(request, history, log)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summary(**context) -> dict:
+        request = request_from(context)
+        ti = context["ti"]
+        audits = ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or []
+        post = ti.xcom_pull(task_ids="run_post_checks")
+        restored = ti.xcom_pull(task_ids="run_restore")
+        result = summarize(request, list(audits), post, restored, log)
+        if post is None:
+            from airflow.sdk.exceptions import AirflowException
+
+            raise AirflowException("the procedure did not complete: see the failed task and run_restore's log")
+        return result
+
+    validated = validate_params()
+    checked = run_preflight()
+    planned = plan()
+    gate = stop_if_dry_run()
+    branch = VariantBranchOperator(task_id="choose_variant")
+    validated >> checked >> planned >> gate >> branch
+
+    post = run_post_checks()
+    restored = run_restore()
+    all_steps = []
+    for topology, service_mode in VARIANTS:
+        group, first, last = build_variant(topology, service_mode)
+        branch >> Label(f"{service_mode.replace('_', ' ')} / {topology.replace('_', '-')}") >> first
+        last >> post
+        all_steps.append(group)
+    [post, *all_steps] >> restored
+    [post, restored] >> summary()

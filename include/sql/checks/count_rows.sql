@@ -1,0 +1,1 @@
+SELECT COUNT(*) AS ROW_COUNT FROM {{ params.table | table }}

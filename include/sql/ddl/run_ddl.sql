@@ -1,0 +1,2 @@
+{% for statement in params.ddl %}{{ statement | ddl }};
+{% endfor %}

@@ -1,0 +1,87 @@
+"""Read what the DAGs need to know about one server, on one short SYSDBA session.
+
+Preflight, the DDL step's "already applied?" check, the post-checks and the restore path all read
+state through here, so they agree on what they see. SYSDBA: after ADMIN_MODE = 1 nothing else can
+log in; one session, closed at the end: the server allows a single SYSDBA session.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+from altibase_ops.ddl_statements import TableState
+from altibase_ops.hooks import AltibaseHook
+from altibase_ops.identifiers import render_sql
+
+
+@dataclass
+class ServerState:
+    conn_id: str
+    properties: dict[str, int] = field(default_factory=dict)
+    replication_exists: bool = False
+    is_started: bool = False  # SYS_REPLICATIONS_.IS_STARTED
+    sender_running: bool = False  # a V$REPSENDER row
+    receiver_running: bool = False  # a V$REPRECEIVER row (the peer's sender is connected)
+    sql_apply_table_count: int = 0
+    gap: int | None = None  # REP_GAP, None without a running sender
+    item_count: int = 0
+    items: set[str] = field(default_factory=set)  # USER.TABLE in the replication
+    tables: dict[str, TableState] = field(default_factory=dict)
+    index_tables: dict[str, str] = field(default_factory=dict)  # USER.INDEX -> USER.TABLE
+    row_counts: dict[str, int] = field(default_factory=dict)
+    other_sessions: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"admin_mode": self.properties.get("ADMIN_MODE"), "replication_started": self.is_started,
+                "sender_running": self.sender_running, "receiver_running": self.receiver_running,
+                "gap": self.gap, "sql_apply_enable": self.properties.get("REPLICATION_SQL_APPLY_ENABLE"),
+                "sql_apply_table_count": self.sql_apply_table_count, "tables_in_replication": sorted(self.items),
+                "row_counts": self.row_counts}
+
+
+def _rows(cursor: Any, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    cursor.execute(sql.strip().rstrip(";"), params)
+    columns = [c[0].upper() for c in cursor.description or ()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_rows: bool = False,
+               client_info: str = "airflow:altibase_ops") -> ServerState:
+    """Everything about ``replication_name`` and ``tables`` on one server."""
+    state = ServerState(conn_id)
+    hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=True, client_info=client_info)
+    with closing(hook.get_conn()) as conn:
+        cur = conn.cursor()
+        state.properties = {r["NAME"]: int(r["VALUE1"]) for r in _rows(cur, render_sql("checks/read_properties.sql"))}
+        rep = _rows(cur, render_sql("checks/read_replication.sql"), (replication_name,))
+        if rep:
+            state.replication_exists = True
+            state.is_started = int(rep[0]["IS_STARTED"]) == 1
+            state.item_count = int(rep[0]["ITEM_COUNT"])
+            state.items = {f"{r['LOCAL_USER_NAME']}.{r['LOCAL_TABLE_NAME']}"
+                           for r in _rows(cur, render_sql("checks/read_replication_items.sql"), (replication_name,))}
+        state.sender_running = bool(_rows(cur, render_sql("checks/read_senders.sql"), (replication_name,)))
+        receivers = _rows(cur, render_sql("checks/read_receivers.sql"), (replication_name,))
+        state.receiver_running = bool(receivers)
+        state.sql_apply_table_count = sum(int(r["SQL_APPLY_TABLE_COUNT"]) for r in receivers)
+        gap = _rows(cur, render_sql("checks/read_replication_gap.sql", replication_name=replication_name))
+        state.gap = int(gap[0]["REP_GAP"]) if gap else None
+        indexes = _rows(cur, render_sql("checks/read_table_indexes.sql"))
+        state.index_tables = {f"{r['USER_NAME']}.{r['INDEX_NAME']}": f"{r['TABLE_USER']}.{r['TABLE_NAME']}"
+                              for r in indexes}
+        for table in tables:
+            user, name = table.split(".")
+            columns = _rows(cur, render_sql("checks/read_table_columns.sql"), (user, name))
+            if not columns:
+                continue
+            state.tables[table] = TableState(
+                {c["COLUMN_NAME"]: {k: c[k] for k in ("DATA_TYPE", "PRECISION", "SCALE", "IS_NULLABLE",
+                                                      "COLUMN_ORDER")} for c in columns},
+                {i for i, t in state.index_tables.items() if t == table})
+            if count_rows:
+                state.row_counts[table] = int(_rows(cur, render_sql("checks/count_rows.sql", table=table))[0]
+                                              ["ROW_COUNT"])
+        state.other_sessions = len(_rows(cur, render_sql("checks/list_sessions.sql")))
+    return state
