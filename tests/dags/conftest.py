@@ -1,0 +1,40 @@
+"""Fixtures for running DAGs in-process (``dag.test``) against the simulator.
+
+``airflow_db``: this test process's Airflow metadata database (SQLite under .airflow-test/<worker>),
+migrated once. ``load_dag(name)``: a DAG object from dags/, imported once per process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+_loaded: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / ".migrated"
+    if not marker.exists():
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                       capture_output=True, env=os.environ.copy(), timeout=300)
+        marker.touch()
+    return home
+
+
+def load_dag(name: str):
+    """The ``dag`` object of dags/<name>.py (the module is imported once per process)."""
+    if name not in _loaded:
+        spec = importlib.util.spec_from_file_location(f"dagfile_{name}", DAGS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _loaded[name] = module.dag
+    return _loaded[name]
