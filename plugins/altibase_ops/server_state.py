@@ -23,9 +23,12 @@ class ServerState:
     replication_exists: bool = False
     is_started: bool = False  # SYS_REPLICATIONS_.IS_STARTED
     sender_running: bool = False  # a V$REPSENDER row
+    sender_status: int | None = None  # its STATUS (0 STOP, 1 RUN, 2 RETRY), None without a row
     receiver_running: bool = False  # a V$REPRECEIVER row (the peer's sender is connected)
+    receivers: list[dict[str, Any]] = field(default_factory=list)  # {PEER_IP, SQL_APPLY_TABLE_COUNT} per row
     sql_apply_table_count: int = 0
     gap: int | None = None  # REP_GAP, None without a running sender
+    gap_size: int | None = None  # REP_GAP_SIZE (bytes), likewise
     item_count: int = 0
     items: set[str] = field(default_factory=set)  # USER.TABLE in the replication
     tables: dict[str, TableState] = field(default_factory=dict)
@@ -48,10 +51,14 @@ def _rows(cursor: Any, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
 
 
 def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_rows: bool = False,
-               client_info: str = "airflow:altibase_ops") -> ServerState:
-    """Everything about ``replication_name`` and ``tables`` on one server."""
+               client_info: str = "airflow:altibase_ops", sysdba: bool = True) -> ServerState:
+    """Everything about ``replication_name`` and ``tables`` on one server.
+
+    ``sysdba=False`` is for observers (the health DAG): they must not take the server's single SYSDBA
+    session from a maintenance step, and accept that the login is refused while ADMIN_MODE = 1.
+    """
     state = ServerState(conn_id)
-    hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=True, client_info=client_info)
+    hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=sysdba, client_info=client_info)
     with closing(hook.get_conn()) as conn:
         cur = conn.cursor()
         state.properties = {r["NAME"]: int(r["VALUE1"]) for r in _rows(cur, render_sql("checks/read_properties.sql"))}
@@ -62,12 +69,17 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
             state.item_count = int(rep[0]["ITEM_COUNT"])
             state.items = {f"{r['LOCAL_USER_NAME']}.{r['LOCAL_TABLE_NAME']}"
                            for r in _rows(cur, render_sql("checks/read_replication_items.sql"), (replication_name,))}
-        state.sender_running = bool(_rows(cur, render_sql("checks/read_senders.sql"), (replication_name,)))
+        senders = _rows(cur, render_sql("checks/read_senders.sql"), (replication_name,))
+        state.sender_running = bool(senders)
+        state.sender_status = int(senders[0]["STATUS"]) if senders else None
         receivers = _rows(cur, render_sql("checks/read_receivers.sql"), (replication_name,))
         state.receiver_running = bool(receivers)
+        state.receivers = [{"PEER_IP": str(r["PEER_IP"]), "SQL_APPLY_TABLE_COUNT": int(r["SQL_APPLY_TABLE_COUNT"])}
+                           for r in receivers]
         state.sql_apply_table_count = sum(int(r["SQL_APPLY_TABLE_COUNT"]) for r in receivers)
         gap = _rows(cur, render_sql("checks/read_replication_gap.sql", replication_name=replication_name))
         state.gap = int(gap[0]["REP_GAP"]) if gap else None
+        state.gap_size = int(gap[0]["REP_GAP_SIZE"]) if gap and gap[0]["REP_GAP_SIZE"] is not None else None
         indexes = _rows(cur, render_sql("checks/read_table_indexes.sql"))
         state.index_tables = {f"{r['USER_NAME']}.{r['INDEX_NAME']}": f"{r['TABLE_USER']}.{r['TABLE_NAME']}"
                               for r in indexes}
