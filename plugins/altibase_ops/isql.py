@@ -35,6 +35,8 @@ class StepKind(StrEnum):
     SQL_APPLY_MODE = "sql_apply_mode"
     DDL = "ddl"
     QUERY = "query"
+    PROVISION_CREATE = "provision_create"
+    REPLICATION_DROP = "replication_drop"
 
 
 # The single place that decides which errors mean "this step was already done", so a cleared task
@@ -52,6 +54,14 @@ ALREADY_DONE: dict[StepKind, frozenset[str]] = {
     StepKind.SQL_APPLY_MODE: frozenset(),
     StepKind.DDL: frozenset(),
     StepKind.QUERY: frozenset(),
+    # Provisioning (P6: CREATE TABLE and CREATE REPLICATION on a node) and its teardown. The DAGs
+    # read every node first and refuse objects that differ from their parameters; these codes only
+    # let a repeated or cleared step finish.
+    StepKind.PROVISION_CREATE: frozenset({
+        "31022",  # CREATE TABLE: The name is already used by an existing object.
+        "61100",  # CREATE REPLICATION: Duplicate replication names.
+    }),
+    StepKind.REPLICATION_DROP: frozenset({"6111B"}),  # Undefined replication name.
 }
 
 # Environment variables the command line reads; the runners set them (a Kubernetes Secret for the

@@ -1,0 +1,133 @@
+"""Run ``altibase_provision`` and ``altibase_teardown`` in-process (``dag.test``) against the simulator.
+
+The servers are reached the way a cluster reaches them: one Airflow Connection per node whose host is
+the node's Service name, resolved by the simulator's registry (ALTIBASE_SIM_STATE_DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon
+from altibase_sim.registry import STATE_DIR_ENV
+from tests.dags.conftest import DAGS, load_dag
+
+pytestmark = pytest.mark.e2e
+CONN_IDS = ["provision_node1", "provision_node2"]
+FAST = {"poke_interval_seconds": 0.2, "ready_timeout_seconds": 20, "proof_timeout_seconds": 20}
+
+
+@pytest.fixture(autouse=True)
+def own_dags_folder(tmp_path, monkeypatch) -> None:
+    """``dag.test`` parses and serialises every DAG of the DAGs folder on each call (Airflow 3.3); here
+    the folder holds only the two DAGs under test, which keeps a call at a few seconds."""
+    from airflow import settings
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    for name in ("altibase_provision", "altibase_teardown"):
+        shutil.copy(DAGS / f"{name}.py", folder)
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(folder))
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch) -> Iterator[SimulatorControl]:
+    """An empty simulator (the "cluster"), and each node's Connection pointing at its Service name."""
+    state_dir = tmp_path / "sim"
+    monkeypatch.setenv(STATE_DIR_ENV, str(state_dir))
+    for node, conn_id in zip(("node1", "node2"), CONN_IDS, strict=True):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "altibase", "host": f"altibase-svc-{node}", "port": 20300, "login": "SYS",
+            "password": "manager", "extra": {"backend": "simulator"}}))
+    control = start_daemon(state_dir)
+    try:
+        yield control
+    finally:
+        stop_daemon(state_dir)
+
+
+def run(dag_id: str, **overrides: Any) -> Any:
+    conf = {"target": "simulator", "altibase_conn_ids": CONN_IDS, "dry_run": False, "poke_interval_seconds": 0.2}
+    conf |= {k: v for k, v in FAST.items() if k in load_dag(dag_id).params} | overrides
+    return load_dag(dag_id).test(run_conf=conf)
+
+
+def states(dagrun: Any) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for ti in dagrun.get_task_instances():
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+        found[key] = str(ti.state)
+    return found
+
+
+def assert_success(dagrun: Any) -> dict[str, str]:
+    found = states(dagrun)
+    assert str(dagrun.state) == "success", {t: s for t, s in found.items() if s != "success"}
+    return found
+
+
+def query(sim: SimulatorControl, server: str, sql: str) -> list[tuple]:
+    with sim.connect(server) as conn:
+        return conn.cursor().execute(sql).fetchall()
+
+
+def replications(sim: SimulatorControl, server: str) -> list[tuple]:
+    return query(sim, server, "SELECT REPLICATION_NAME, IS_STARTED, ITEM_COUNT FROM SYSTEM_.SYS_REPLICATIONS_")
+
+
+def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, airflow_db):
+    first = assert_success(run("altibase_provision"))
+    assert all(s == "success" for s in first.values()), first
+    servers = {s["name"]: s["aliases"] for s in cluster.servers()}
+    assert servers == {
+        "altibase-node1": ["altibase-svc-node1", "altibase-svc-node1.default", "altibase-svc-node1.default.svc",
+                           "altibase-svc-node1.default.svc.cluster.local"],
+        "altibase-node2": ["altibase-svc-node2", "altibase-svc-node2.default", "altibase-svc-node2.default.svc",
+                           "altibase-svc-node2.default.svc.cluster.local"],
+    }
+    for server, peer in (("altibase-node1", "altibase-svc-node2"), ("altibase-node2", "altibase-svc-node1")):
+        assert replications(cluster, server) == [("REP1", 1, 1)]
+        assert query(cluster, server, "SELECT HOST_IP, PORT_NO FROM SYSTEM_.SYS_REPL_HOSTS_") == [(peer, 20301)]
+        assert query(cluster, server, "SELECT COUNT(*) FROM T1") == [(0,)]  # proof rows removed
+    # P7 both ways: each proof row was read on the other node
+    assert first["p7_proof.read_on_peer[0]"] == first["p7_proof.read_on_peer[1]"] == "success"
+
+    # The replication really works after the run, both ways.
+    query(cluster, "altibase-node2", "INSERT INTO T1 VALUES (10, 10)")
+    query(cluster, "altibase-node2", "ALTER REPLICATION REP1 FLUSH WAIT 10")
+    assert query(cluster, "altibase-node1", "SELECT C1, C2 FROM T1") == [(10, 10)]
+    query(cluster, "altibase-node1", "DELETE FROM T1 WHERE C1 = 10")
+    query(cluster, "altibase-node1", "ALTER REPLICATION REP1 FLUSH WAIT 10")
+
+    again = assert_success(run("altibase_provision"))
+    assert all(s == "success" for s in again.values()), again
+    assert [s["name"] for s in cluster.servers()] == ["altibase-node1", "altibase-node2"]
+    for server in ("altibase-node1", "altibase-node2"):
+        assert replications(cluster, server) == [("REP1", 1, 1)]  # nothing duplicated
+        assert query(cluster, server, "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'T1'") == [(1,)]
+        assert query(cluster, server, "SELECT COUNT(*) FROM T1") == [(0,)]
+
+    gone = assert_success(run("altibase_teardown"))
+    assert gone["stop_replication[0]"] == gone["drop_replication[1]"] == "success"
+    assert cluster.servers() == []
+    # The data was kept: the same server opened again has its table, and no replication.
+    cluster.add_server("altibase-node1")
+    assert replications(cluster, "altibase-node1") == []
+    assert query(cluster, "altibase-node1", "SELECT COUNT(*) FROM T1") == [(0,)]
+    cluster.remove_server("altibase-node1")
+
+
+def test_dry_run_shows_manifests_and_sql_and_changes_nothing(cluster, airflow_db):
+    dagrun = run("altibase_provision", dry_run=True)
+    found = assert_success(dagrun)
+    assert found["plan"] == "success" and found["apply"] == "skipped"
+    plan = dagrun.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
+    assert "kind: Deployment" in plan["manifests"] and "name: altibase-svc-node2" in plan["manifests"]
+    assert "CREATE REPLICATION REP1 WITH 'altibase-svc-node2', 20301 FROM SYS.T1 TO SYS.T1;" in plan["text"]
+    assert "INSERT INTO T1 VALUES (1, 1);" in plan["text"]
+    assert cluster.servers() == []
