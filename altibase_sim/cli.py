@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     fail = fault.add_parser("fail-once", help="make the next matching statement fail with a code")
     fail.add_argument("--server", required=True)
     fail.add_argument("--match", required=True, help="regular expression on the statement text")
-    fail.add_argument("--code", required=True, help="5 hex digits, e.g. 61027")
+    fail.add_argument("--code", required=True, help="5 hex digits, e.g. 61027; DOWN: the server goes down on it")
 
     load = sub.add_parser("load", help="application load").add_subparsers(dest="load", required=True,
                                                                          parser_class=_Parser)

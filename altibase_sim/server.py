@@ -129,9 +129,13 @@ class Server:
         self._next_session = 1
         self.up = True
         self.replication: ReplicationManager | None = None  # set by the simulation
-        self.faults: list[tuple[re.Pattern, str]] = []  # (statement pattern, error code), fire once
+        self.faults: list[tuple[re.Pattern, str]] = []  # (statement pattern, error code | "DOWN"), fire once
+        self.on_crash: Callable[[], None] | None = None  # set by the simulation: take this server down
         self.schema_version = 0  # bumped by every DDL; senders re-check definitions when it moves
-        self.db = connect_sqlite(db_path)  # the server's own connection (metadata, views)
+        # One connection per thread: a SQLite connection shared across threads lets one thread's open
+        # read snapshot turn another thread's write into SQLITE_BUSY ("database is locked").
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
         self.db.executescript(_SCHEMA)
         with self.tx(self.db):
             self.db.execute("INSERT OR IGNORE INTO __users VALUES ('SYS', ?, 1)", (sys_password,))
@@ -143,6 +147,24 @@ class Server:
         self.props = dict(self.db.execute("SELECT name, value FROM __props"))
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the server's store (metadata, views, replication objects)."""
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            conn = connect_sqlite(self.db_path)
+            self._local.db = conn
+            self._connections.append(conn)
+        return conn
+
+    def close_store(self) -> None:
+        for conn in self._connections:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:
+                pass  # made in another thread that is gone; the process exit closes it
+        self._connections.clear()
+
     class tx:
         """BEGIN IMMEDIATE ... COMMIT on a connection (ROLLBACK on error)."""
 
@@ -228,6 +250,10 @@ class Server:
         for i, (pattern, code) in enumerate(self.faults):
             if pattern.search(sql):
                 del self.faults[i]
+                if code == "DOWN" and self.on_crash is not None:
+                    # the server dies on this statement: it is not executed, the client loses the link
+                    threading.Thread(target=self.on_crash, daemon=True).start()
+                    raise error("51043", detail=f"server {self.name} went down (injected fault)")
                 raise error(code, detail="(injected fault)")
         stmt = sp.parse(sql)
         handler: Callable[[Session, Any, list[Any]], Result] = getattr(self, "_do_" + type(stmt).__name__)

@@ -237,6 +237,7 @@ class Simulation:
         server = Server(name, str(self.state_dir / f"{name}.db"), port=port, replication_port=replication_port,
                         sys_password=sys_password, aliases=aliases)
         ReplicationManager(server, self.resolve_peer)
+        server.on_crash = lambda: self.server_down(name)
         host = ServerHost(server)
         host.listen()  # the port is held even while the server is "down", so its address never changes
         self.hosts[name] = host
@@ -282,7 +283,7 @@ class Simulation:
             self.load_stop(name)
             host.server.replication.shutdown()
             host.close()
-            host.server.db.close()
+            host.server.close_store()
             del self.hosts[name]
             self._save_registry()
             if purge:
@@ -408,7 +409,7 @@ class Simulation:
         for host in list(self.hosts.values()):
             host.server.replication.shutdown()
             host.close()
-            host.server.db.close()
+            host.server.close_store()
         self.hosts.clear()
 
 

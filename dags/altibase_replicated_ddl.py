@@ -10,6 +10,7 @@ its default (`procedures.md` §1–3), as a task graph:
 | service cannot stop (rolling), Active-Active | per server in turn: R1a flush, R1b gap 0, R1c move service, R1d no sessions · R2 admin on · R3 stop replication (both) · R4 remove · R5 DDL · R6 add · R7 SQL apply on (both) · R8 start (both) · R9 admin off; then R11 SQL apply count 0, R12 SQL apply off, R13 service back |
 | rolling, Active-Standby (extension) | the standby's turn, a switchover (SW1–SW3), the active's turn, R11–R12, and the service back on the active with the standby no longer sending (R13a–R13e) |
 
+With `recover` (for a run after a failed one), **recover_leftovers** runs the restore path first.
 Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
 read-only **preflight** (replication and tables present, senders as the topology needs, admin mode 0,
 DDL properties at default, same table definitions, the last-table trap). **plan** shows the exact
@@ -97,6 +98,9 @@ with DAG(
         # Default true: triggering with the defaults shows the plan and changes nothing; a change needs
         # a person to untick it on purpose.
         "dry_run": Param(True, type="boolean", title="Dry run (plan only)"),
+        "recover": Param(False, type="boolean", title="Recover first",
+                         description="Run the restore path before preflight: for a run that follows a failed "
+                                     "one (admin mode left on, replication left stopped). Never needed otherwise."),
     },
 ) as dag:
 
@@ -108,6 +112,13 @@ with DAG(
         for server in request.servers:  # the connection must exist: a typo fails here, not mid-procedure
             AltibaseHook.get_connection(server.conn_id)
         return request.as_dict()
+
+    @task
+    def recover_leftovers(**context) -> dict | None:
+        request = request_from(context)
+        if not request.recover or request.dry_run:
+            return None
+        return restore(request, [], log, resumable_ok=True)
 
     @task
     def run_preflight(**context) -> dict:
@@ -156,11 +167,12 @@ with DAG(
         return result
 
     validated = validate_params()
+    recovered = recover_leftovers()
     checked = run_preflight()
     planned = plan()
     gate = stop_if_dry_run()
     branch = VariantBranchOperator(task_id="choose_variant")
-    validated >> checked >> planned >> gate >> branch
+    validated >> recovered >> checked >> planned >> gate >> branch
 
     post = run_post_checks()
     restored = run_restore()

@@ -16,10 +16,10 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
-import pytest
+import pytest  # noqa: E402 - after the environment above, on purpose
 
-from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon
-from altibase_sim.registry import STATE_DIR_ENV
+from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon  # noqa: E402
+from altibase_sim.registry import STATE_DIR_ENV  # noqa: E402
 
 
 @pytest.fixture

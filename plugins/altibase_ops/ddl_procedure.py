@@ -53,6 +53,7 @@ class DdlRequest:
     approval_timeout_minutes: int
     flush_wait_seconds: int
     dry_run: bool
+    recover: bool = False
 
     @property
     def variant(self) -> str:
@@ -158,6 +159,9 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     dry_run = params.get("dry_run", True)
     if not isinstance(dry_run, bool):
         raise InvalidRequestError(f"dry_run: must be true or false, got {dry_run!r}")
+    recover = params.get("recover", False)
+    if not isinstance(recover, bool):
+        raise InvalidRequestError(f"recover: must be true or false, got {recover!r}")
     return DdlRequest(
         servers=servers, topology=topology, service_mode=service_mode, replication_name=replication_name,
         tables=tables, ddl=ddl, service_control=control, runner=runner,
@@ -165,7 +169,7 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
         sessions_timeout_seconds=_positive_int(params, "sessions_timeout_seconds", 300, 86400),
         approval_timeout_minutes=_positive_int(params, "approval_timeout_minutes", 60, 10080),
         flush_wait_seconds=_positive_int(params, "flush_wait_seconds", 60, 3600),
-        dry_run=dry_run,
+        dry_run=dry_run, recover=recover,
     )
 
 

@@ -99,22 +99,27 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
             continue
         missing = [t for t in request.tables if t not in state.items]
         if missing:
-            problems.append(f"{server.name}: {', '.join(missing)} not in replication {request.replication_name} "
-                            f"(it has {sorted(state.items) or 'no tables'})")
-        if state.item_count <= len(request.tables):
+            # what an interrupted run leaves (after O4/R4): the procedure removes them anyway and adds
+            # them back at O6/R6 (ALTER … DROP TABLE on a table already out is "already done")
+            notes.append(f"{server.name}: {', '.join(missing)} already out of replication {request.replication_name}"
+                         " (resuming an interrupted run)")
+        if len(state.items - set(request.tables)) < 1:
             problems.append(
                 f"{server.name}: replication {request.replication_name} would lose its last table at the "
                 f"'remove from replication' step (Altibase refuses: ERR-6106F). Add another table to the "
                 f"replication first, or drop and re-create the replication object around the DDL")
         if state.properties.get("ADMIN_MODE"):
-            problems.append(f"{server.name}: ADMIN_MODE is 1; it must be 0 before the procedure starts")
+            problems.append(f"{server.name}: ADMIN_MODE is 1; it must be 0 before the procedure starts. If a "
+                            "failed run of this DAG left it so, trigger again with recover=true (the restore "
+                            "path runs first); if someone else is working on this server, wait for them")
         for prop, default in DEFAULT_PROPERTIES.items():
             if state.properties.get(prop) != default:
                 problems.append(f"{server.name}: {prop} is {state.properties.get(prop)}, not its default {default}"
                                 " (the procedure assumes every replication property at its default)")
         if server.name in senders_needed and not state.sender_running:
             problems.append(f"{server.name} ({server.role}): the sender of {request.replication_name} is not "
-                            "running; start it and let the gap drain before the procedure")
+                            "running; start it and let the gap drain before the procedure (or trigger with "
+                            "recover=true if a failed run of this DAG stopped it)")
         if server.name not in senders_needed and state.sender_running:
             problems.append(
                 f"{server.name} ({server.role}): the standby is sending. In Active-Standby the procedure stops "
@@ -425,7 +430,8 @@ def _exec(conn_id: str, sql: str, accept: tuple[str, ...] = ()) -> str:
     return "ok"
 
 
-def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any) -> dict[str, Any]:
+def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
+            resumable_ok: bool = False) -> dict[str, Any]:
     """Put every server back to a safe state (issue §7); never guess.
 
     Admin mode goes back to 0; tables out of replication go back in where their definitions agree;
@@ -481,9 +487,14 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     if not unsafe and service_history:
         for record in perform("restore", request.service_control, "", "", service_history):
             actions.append(f"service: undid {record['undid']}")
-    report = {"actions": actions, "servers": {n: s.summary() for n, s in states.items()}}
+    report = {"actions": actions, "servers": {n: s.summary() for n, s in states.items()}, "unsafe": unsafe}
     for action in actions:
         log.info("restore: %s", action)
+    if unsafe and resumable_ok and not start_failures:
+        # recover=true before a new run: tables out of replication with the DDL applied on some servers
+        # is exactly what the procedure finishes (DDL skipped where applied, tables re-added at O6/R6)
+        log.info("restore: left for the procedure to finish: %s", unsafe)
+        return report
     if unsafe:
         raise UnsafeToRestoreError(
             "restore stopped short of guessing. What it did: " + ("; ".join(actions) or "nothing") +

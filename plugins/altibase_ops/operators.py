@@ -67,8 +67,14 @@ POD_XCOM_PATH = "/airflow/xcom/return.json"  # where KubernetesPodOperator's sid
 RUNNERS = ("local", "kubernetes")
 
 
+ISQL_BINARY_ENV = "ALTIBASE_ISQL_BINARY"
+
+
 def default_isql_binary() -> str:
-    """``isql-sim`` next to the running Python (the project's venv), else on PATH."""
+    """``$ALTIBASE_ISQL_BINARY`` (a deployment with the real client sets it, e.g. to Altibase's
+    ``isql``), else ``isql-sim`` next to the running Python (the project's venv), else on PATH."""
+    if os.environ.get(ISQL_BINARY_ENV):
+        return os.environ[ISQL_BINARY_ENV]
     beside = Path(sys.executable).parent / "isql-sim"
     if beside.exists():
         return str(beside)

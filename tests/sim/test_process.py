@@ -152,3 +152,14 @@ def test_faults_fail_once_hold_session_server_down_and_application_load(sim):
     assert wait_until(lambda: query(sim, "node1", "SELECT STATUS FROM V$REPSENDER") == [(2,)])
     sim.server_up("node2")
     assert wait_until(lambda: query(sim, "node1", "SELECT STATUS FROM V$REPSENDER") == [(1,)])
+
+
+def test_a_server_can_be_made_to_go_down_on_a_chosen_statement(sim):
+    seed_pair(sim)
+    sim.fail_once("node2", r"DROP\s+TABLE", "DOWN")
+    with pytest.raises(dbapi.Error) as info:
+        run(sim, "node2", "DROP TABLE t9")
+    assert info.value.code in ("51043", "50032")
+    assert wait_until(lambda: not sim.server("node2")["up"])
+    sim.server_up("node2")
+    assert query(sim, "node2", "SELECT COUNT(*) FROM t1") == [(0,)]

@@ -1,0 +1,99 @@
+"""Faults injected into altibase_replicated_ddl runs: each ends with the servers restored or a precise
+operator message (never silently half-done), and a run after the fault is cleared completes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dags.ddl_harness import assert_pair_healthy, columns, conf, prepare, query, run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+
+
+def failed_tasks(dagrun) -> list[str]:
+    return sorted(t for t, s in task_states(dagrun).items() if s == "failed")
+
+
+def restore_log_value(dagrun):
+    return dagrun.get_task_instance("run_restore").xcom_pull(task_ids="run_restore")
+
+
+def assert_back_to_normal(sim, topology: str) -> None:
+    """What a successful restore leaves: admin mode 0 everywhere, the tables in replication, the senders
+    the topology needs running."""
+    senders = ("node1", "node2") if topology == "active_active" else ("node1",)
+    for node in ("node1", "node2"):
+        assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+        items = {r[0] for r in query(sim, node, "SELECT LOCAL_TABLE_NAME FROM SYSTEM_.SYS_REPL_ITEMS_")}
+        assert items == {"T1", "T2"}, node
+        assert bool(query(sim, node, "SELECT REP_NAME FROM V$REPSENDER")) == (node in senders), node
+
+
+def test_sessions_that_never_drain_abort_before_admin_mode_and_the_service_comes_back(sim, airflow_db):
+    prepare(sim, "active_standby")
+    held = sim.hold_session("node1", client_info="forgotten batch job")
+    dagrun = run_dag(conf(sim, "active_standby", "can_stop", sessions_timeout_seconds=2))
+    assert str(dagrun.state) == "failed"
+    assert failed_tasks(dagrun) == ["can_stop_active_standby.O1_confirm_no_sessions_on_active", "summary"]
+    assert_back_to_normal(sim, "active_standby")
+    assert any(load["running"] and load["server"] == "node1" for load in sim.load_status())  # service resumed
+    assert columns(sim, "node1") == ["C1", "C2"]
+    sim.release_session(held)
+    assert str(run_dag(conf(sim, "active_standby", "can_stop")).state) == "success"
+    assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])
+
+
+def test_a_gap_that_does_not_drain_times_out_the_flush_and_restore_leaves_admin_mode_off(sim, airflow_db):
+    prepare(sim, "active_active")
+    sim.pause_sender("node2", "REP1")
+    dagrun = run_dag(conf(sim, "active_active", "can_stop", flush_wait_seconds=1))
+    assert str(dagrun.state) == "failed"
+    assert failed_tasks(dagrun) == ["can_stop_active_active.O3a_flush_gap_on_active2", "summary"]
+    assert "node2: ADMIN_MODE = 0" in restore_log_value(dagrun)["actions"]
+    assert_back_to_normal(sim, "active_active")
+    sim.resume_sender("node2", "REP1")
+    assert str(run_dag(conf(sim, "active_active", "can_stop")).state) == "success"
+    assert_pair_healthy(sim, "active_active", ["C1", "C2", "C3"])
+
+
+def test_a_statement_error_after_the_ddl_on_one_server_gives_an_operator_message_and_recover_finishes(
+        sim, airflow_db):
+    prepare(sim, "active_standby")
+    sim.fail_once("node2", r"^ALTER TABLE", "11075")  # the standby's DDL fails (lock timeout)
+    dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
+    assert str(dagrun.state) == "failed"
+    assert "can_stop_active_standby.O5_run_ddl_on_standby" in failed_tasks(dagrun)
+    assert "run_restore" in failed_tasks(dagrun)  # not safe to restart replication of T1: it says so
+    restore_ti = dagrun.get_task_instance("run_restore")
+    assert restore_ti.state == "failed"
+    # nothing half-done silently: admin mode is off, T2 still replicates, T1 is out on both servers
+    for node in ("node1", "node2"):
+        assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+    assert columns(sim, "node1") == ["C1", "C2", "C3"] and columns(sim, "node2") == ["C1", "C2"]
+    # the fault was once: a new run with recover=true finishes the job (the DDL is skipped on node1)
+    assert str(run_dag(conf(sim, "active_standby", "can_stop", recover=True)).state) == "success"
+    sim.load_start("node1", table="SYS.T1", interval=0.02)  # the operator restarts the stopped service
+    assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])
+
+
+def test_a_server_that_goes_down_mid_turn_is_reported_and_the_run_recovers_when_it_is_back(sim, airflow_db):
+    prepare(sim, "active_active")
+    sim.fail_once("node1", r"^ALTER TABLE", "DOWN")  # active1 crashes on its DDL (t1_R5)
+    dagrun = run_dag(conf(sim, "active_active", "rolling"))
+    assert str(dagrun.state) == "failed"
+    assert "rolling_active_active.t1_R5_run_ddl_on_active1" in failed_tasks(dagrun)
+    assert dagrun.get_task_instance("run_restore").state == "failed"  # cannot reach node1: says so
+    sim.server_up("node1")
+    assert str(run_dag(conf(sim, "active_active", "rolling", recover=True)).state) == "success"
+    sim.load_start("node1", table="SYS.T1", interval=0.02)
+    assert_pair_healthy(sim, "active_active", ["C1", "C2", "C3"])
+
+
+def test_preflight_refuses_a_sending_standby_and_changes_nothing(sim, airflow_db):
+    prepare(sim, "active_standby", load=False)
+    query(sim, "node2", "ALTER REPLICATION REP1 START")  # the standby sends: ADD/DROP TABLE would fail
+    dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
+    assert failed_tasks(dagrun) == ["run_preflight", "summary"] or failed_tasks(dagrun) == ["run_preflight"]
+    for node in ("node1", "node2"):
+        assert columns(sim, node) == ["C1", "C2"]
+        assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
