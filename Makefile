@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps demo test lint bench clean
+.PHONY: venv system-deps demo demo-simulator test lint bench clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	touch $(STAMP)
 
 demo: venv
+	$(BIN)/python scripts/demo.py
+
+demo-simulator: venv
 	$(BIN)/python -m altibase_sim.demo
 
 test: venv

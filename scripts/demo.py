@@ -1,0 +1,132 @@
+"""`make demo`: the main job, end to end on this machine.
+
+Starts the embedded Altibase simulator with an Active-Standby pair (the seed's tables, replication
+REP1) and an application load, then runs the `altibase_replicated_ddl` DAG (service can stop) for a
+real DDL: prints the plan, each step as it finishes, and the run summary (time in admin mode per
+server, statements run, rows checked). Airflow runs in-process (`dag.test`) on a SQLite database
+under .airflow-demo/; the simulator keeps its state under .sim-state/demo/.
+
+    .venv/bin/python scripts/demo.py [--topology active_active] [--service-mode rolling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_HOME = ROOT / ".airflow-demo"
+STATE_DIR = ROOT / ".sim-state" / "demo"
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"  # the demo prints its own progress
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+
+
+def migrate() -> None:
+    marker = AIRFLOW_HOME / ".migrated"
+    if not marker.exists():
+        AIRFLOW_HOME.mkdir(exist_ok=True)
+        print("demo: creating the Airflow metadata database (once) …", flush=True)
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                       capture_output=True, env=os.environ.copy())
+        marker.touch()
+
+
+def watch(dag_id: str, stop: threading.Event) -> None:
+    """Print each task of the run as it finishes (polling the metadata database)."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+
+    seen: set[str] = set()
+    started = time.monotonic()
+    while not stop.is_set():
+        time.sleep(0.3)
+        with create_session() as session:
+            run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+            if run is None:
+                continue
+            tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
+                                                     TaskInstance.run_id == run.run_id).all()
+            finished = sorted((ti.end_date, ti.task_id, str(ti.state)) for ti in tis
+                              if ti.state in ("success", "failed") and ti.end_date)
+        for _end, task_id, state in finished:
+            if task_id not in seen:
+                seen.add(task_id)
+                mark = "ok " if state == "success" else "FAILED"
+                print(f"  [{time.monotonic() - started:6.1f}s] {mark} {task_id}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--topology", default="active_standby", choices=["active_standby", "active_active"])
+    parser.add_argument("--service-mode", default="can_stop", choices=["can_stop", "rolling"])
+    args = parser.parse_args()
+    migrate()
+    logging.disable(logging.WARNING)
+
+    from altibase_ops.ddl_procedure import build_plan, format_plan, validate_request
+    from altibase_sim.control import start_daemon, stop_daemon
+    from altibase_sim.scenarios import connection_uri, seed_replicated_pair
+
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    sim = start_daemon(STATE_DIR, ["node1", "node2"])
+    try:
+        seed_replicated_pair(sim, topology=args.topology)
+        for server in sim.servers():
+            os.environ[f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}"] = connection_uri(server)
+            print(f"demo: simulator server {server['name']} at {server['host']}:{server['port']}")
+        sim.load_start("node1", table="SYS.T1", sessions=2, interval=0.02)
+        if args.topology == "active_active":
+            sim.load_start("node2", table="SYS.T1", sessions=2, interval=0.02)
+        roles = ("active", "standby") if args.topology == "active_standby" else ("active1", "active2")
+        conf = {
+            "servers": [{"name": "node1", "conn_id": "altibase_node1", "role": roles[0]},
+                        {"name": "node2", "conn_id": "altibase_node2", "role": roles[1]}],
+            "topology": args.topology, "service_mode": args.service_mode, "replication_name": "REP1",
+            "tables": ["SYS.T1"], "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER DEFAULT 0)"],
+            "service_control": {"mode": "simulator", "state_dir": str(STATE_DIR)},
+            "dry_run": False, "poke_interval_seconds": 0.5,
+        }
+        request = validate_request(conf)
+        print("\n" + format_plan(request, build_plan(request)) + "\n", flush=True)
+        time.sleep(1)  # let the application load commit rows before the service stops
+
+        spec = importlib.util.spec_from_file_location("ddl_dag", ROOT / "dags" / "altibase_replicated_ddl.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print("demo: running altibase_replicated_ddl (each task as it finishes):", flush=True)
+        stop = threading.Event()
+        watcher = threading.Thread(target=watch, args=(module.dag.dag_id, stop), daemon=True)
+        watcher.start()
+        try:
+            run = module.dag.test(run_conf=conf)
+        finally:
+            time.sleep(0.6)
+            stop.set()
+            watcher.join(timeout=5)
+        summary = run.get_task_instance("summary").xcom_pull(task_ids="summary")
+        sim.load_stop()
+        print()
+        if summary:
+            print(summary["text"])
+        committed = sum(load["committed"] for load in sim.load_status())
+        print(f"\napplication load: {committed} rows committed during the demo; the run ended {run.state}.")
+        if str(run.state) != "success":
+            raise SystemExit(1)
+    finally:
+        stop_daemon(STATE_DIR)
+
+
+if __name__ == "__main__":
+    main()
