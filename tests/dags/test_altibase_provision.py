@@ -16,6 +16,7 @@ import pytest
 from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon
 from altibase_sim.registry import STATE_DIR_ENV
 from tests.dags.conftest import DAGS, load_dag
+from tests.plugins.altibase_ops.test_kube_apply import FakeApiServer, pod, rolled_out
 
 pytestmark = pytest.mark.e2e
 CONN_IDS = ["provision_node1", "provision_node2"]
@@ -131,3 +132,48 @@ def test_dry_run_shows_manifests_and_sql_and_changes_nothing(cluster, airflow_db
     assert "CREATE REPLICATION REP1 WITH 'altibase-svc-node2', 20301 FROM SYS.T1 TO SYS.T1;" in plan["text"]
     assert "INSERT INTO T1 VALUES (1, 1);" in plan["text"]
     assert cluster.servers() == []
+
+
+class FakeCluster(FakeApiServer):
+    """The fake API server plus a controller: a created Deployment gets its Ready pod at once, and the
+    pod's server is a simulator server answering the node's Service names."""
+
+    def __init__(self, sim: SimulatorControl):
+        super().__init__()
+        self.sim = sim
+
+    def request(self, method, url, body=None, fields=None, headers=None, **kwargs):
+        response = super().request(method, url, body=body, fields=fields, headers=headers, **kwargs)
+        created = json.loads(body) if method == "POST" and body else None
+        if created and created["kind"] == "Deployment":
+            labels = created["spec"]["template"]["metadata"]["labels"]
+            name, node = created["metadata"]["name"], labels["altibase.io/node"]
+            self.put("pods", pod(f"{name}-7d9f", labels, ready=True))
+            rolled_out(self)
+            self.sim.add_server(name, aliases=[f"altibase-svc-{node}", f"altibase-svc-{node}.default.svc"])
+        return response
+
+
+def test_kubernetes_target_applies_waits_and_runs_the_sql_through_the_services(cluster, airflow_db, monkeypatch):
+    """The kubernetes target end to end without a cluster: the Kubernetes API is a fake (asserted
+    below), the pods' servers are simulator servers reached through the Service names."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+    from kubernetes.client import ApiClient, Configuration
+
+    api = FakeCluster(cluster)
+    api.put("secrets", {"metadata": {"name": "altibase-sys-password", "namespace": "default"},
+                        "data": {"password": "bWFuYWdlcg=="}})
+    client = ApiClient(Configuration(host="https://kubernetes.invalid"))
+    client.rest_client.pool_manager = api
+    monkeypatch.setattr(KubernetesHook, "get_conn", lambda hook: client)
+
+    found = assert_success(run("altibase_provision", target="kubernetes", topology="single"))
+    assert found["p6_start_replication[0]"] == "skipped"  # a single server: no replication, no proof
+    assert {s for t, s in found.items() if t.startswith("p7_proof.")} == {"skipped"}
+    writes = [(r.method, r.plural, r.body["metadata"]["name"]) for r in api.calls() if r.method != "GET"]
+    assert writes == [("POST", "services", "altibase-svc-node1"), ("POST", "deployments", "altibase-node1")]
+    reads = [(r.plural, r.name) for r in api.calls("GET")]
+    assert reads[0] == ("secrets", "altibase-sys-password")  # the Secret is checked before anything is made
+    assert ("pods", None) in reads and ("deployments", "altibase-node1") in reads  # the readiness wait
+    assert query(cluster, "altibase-node1", "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'T1'") \
+        == [(1,)]
