@@ -132,6 +132,7 @@ class Server:
         self.faults: list[tuple[re.Pattern, str]] = []  # (statement pattern, error code | "DOWN"), fire once
         self.on_crash: Callable[[], None] | None = None  # set by the simulation: take this server down
         self.schema_version = 0  # bumped by every DDL; senders re-check definitions when it moves
+        self.admin_mode_changes: list[tuple[float, int]] = []  # (time, new value), since start
         # One connection per thread: a SQLite connection shared across threads lets one thread's open
         # read snapshot turn another thread's write into SQLITE_BUSY ("database is locked").
         self._local = threading.local()
@@ -679,6 +680,8 @@ class Server:
         with self.lock:
             with self.tx(self.db):
                 self.db.execute("UPDATE __props SET value=? WHERE name=?", (stmt.value, name))
+            if name == "ADMIN_MODE" and self.props[name] != stmt.value:
+                self.admin_mode_changes.append((time.time(), stmt.value))  # for measuring outages
             self.props[name] = stmt.value
         return Result("Alter success.")
 

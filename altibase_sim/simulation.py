@@ -335,6 +335,7 @@ class Simulation:
             info = self.describe(name)
             server = self.server(name)
             info["admin_mode"] = server.props["ADMIN_MODE"]
+            info["admin_mode_changes"] = list(server.admin_mode_changes)
             info["sessions"] = len(server.sessions)
             info["senders"] = server.replication.gap_rows() if server.up else []
             out.append(info)
