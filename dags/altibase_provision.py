@@ -10,7 +10,7 @@ run. With `dry_run` (the default) it renders and shows everything it would send,
 | **stop_if_dry_run** | — | ends the run here when `dry_run` is set |
 | **apply** | P1–P5 | kubernetes: SYS password Secret checked, then every object read and created, left alone or patched (Deployments / StatefulSet + headless Service / bare Pods, one Service per node with `service-port` and `replication-port`, emptyDir / NFS / PVC volumes at `…/dbs` and `…/logs`, probes, resources). simulator: one server per node, registered under its Service names |
 | **wait_until_ready** | — | reschedules until every pod is Ready and rolled out (fails at once on a bad image, missing Secret, crash loop) and each node accepts a login through its Connection |
-| **inspect_servers** | — | reads every node first; refuses a table or replication that exists with another definition (other columns, other peer, other tables) |
+| **inspect** | — | reads every node first; refuses a table or replication that exists with another definition (other columns, other peer, other tables) |
 | **p6_create_objects** | P6 | per node, one iSQL script: `CREATE TABLE …`, then (pair) `CREATE REPLICATION rep WITH '<the other node's Service>', 20301 FROM sys.t TO sys.t` (existing ones count as done) |
 | **p6_start_replication** | P6 | `ALTER REPLICATION rep START` on every node, once both have the object (already started counts as done) |
 | **p7_proof** | P7 | per direction: insert a row on the origin, wait for gap 0 there, wait until the peer shows it, remove it (a teardown task: it runs whenever the insert succeeded, and only then) |

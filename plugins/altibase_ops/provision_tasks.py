@@ -215,7 +215,8 @@ def _is_service_address(spec: ProvisionSpec, node: str, host: str | None) -> boo
 
 
 def connection_problems(request: ProvisionRequest) -> list[str]:
-    """Each node's Connection must exist and point at that node's Service (never another pair's)."""
+    """Why the servers could not be reached as planned: each node's Connection must exist and point at
+    that node's Service (never another pair's), and the simulator target needs its registry."""
     spec, problems = request.spec, []
     for node, conn_id in request.conn_ids.items():
         try:

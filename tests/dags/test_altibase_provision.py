@@ -66,6 +66,10 @@ def states(dagrun: Any) -> dict[str, str]:
     return found
 
 
+def dagrun_tis(dagrun: Any, task_id: str) -> list[Any]:
+    return [ti for ti in dagrun.get_task_instances() if ti.task_id == task_id]
+
+
 def assert_success(dagrun: Any) -> dict[str, str]:
     found = states(dagrun)
     assert str(dagrun.state) == "success", {t: s for t, s in found.items() if s != "success"}
@@ -82,7 +86,8 @@ def replications(sim: SimulatorControl, server: str) -> list[tuple]:
 
 
 def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, airflow_db):
-    first = assert_success(run("altibase_provision"))
+    first_run = run("altibase_provision")
+    first = assert_success(first_run)
     assert all(s == "success" for s in first.values()), first
     servers = {s["name"]: s["aliases"] for s in cluster.servers()}
     assert servers == {
@@ -97,6 +102,7 @@ def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, airflow_db
         assert query(cluster, server, "SELECT COUNT(*) FROM T1") == [(0,)]  # proof rows removed
     # P7 both ways: each proof row was read on the other node
     assert first["p7_proof.read_on_peer[0]"] == first["p7_proof.read_on_peer[1]"] == "success"
+    assert sorted(ti.rendered_map_index for ti in dagrun_tis(first_run, "p6_create_objects")) == ["node1", "node2"]
 
     # The replication really works after the run, both ways.
     query(cluster, "altibase-node2", "INSERT INTO T1 VALUES (10, 10)")
@@ -112,6 +118,13 @@ def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, airflow_db
         assert replications(cluster, server) == [("REP1", 1, 1)]  # nothing duplicated
         assert query(cluster, server, "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'T1'") == [(1,)]
         assert query(cluster, server, "SELECT COUNT(*) FROM T1") == [(0,)]
+
+    looked = run("altibase_teardown", dry_run=True)
+    assert states(looked)["delete_instance"] == "skipped"
+    plan = looked.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
+    assert "on node2 (provision_node2): ALTER REPLICATION REP1 STOP; then DROP REPLICATION REP1;" in plan["text"]
+    assert plan["objects"] == ["simulator server altibase-node1", "simulator server altibase-node2"]
+    assert len(cluster.servers()) == 2 and replications(cluster, "altibase-node2") == [("REP1", 1, 1)]
 
     gone = assert_success(run("altibase_teardown"))
     assert gone["stop_replication[0]"] == gone["drop_replication[1]"] == "success"
