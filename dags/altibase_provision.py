@@ -22,6 +22,13 @@ the Secret with the SYS password, `tables` (default the seed's `t1 (c1 INTEGER P
 `replication_name` (default `rep1`), `target` (kubernetes | simulator), the iSQL `runner`
 (local | kubernetes), one `altibase` Connection per node, the Kubernetes connection, waits, `dry_run`.
 
+Reaching the servers: one `altibase` Connection per node whose host is that node's Service name
+(`altibase-svc-node1`, or `….<namespace>.svc`) — `plan` refuses one that points elsewhere. With
+`target = simulator` the servers are registered under those names and the worker resolves them
+through the simulator's registry (`ALTIBASE_SIM_STATE_DIR`), so the same Connections and SQL serve
+both targets. Readiness, the read-first step, the sensors and P7 connect from the worker; the
+`runner` decides only where the iSQL steps run.
+
 Re-running with the same params succeeds and changes nothing: objects are read before they are
 created or patched, and each SQL step accepts only its own "already done" code.
 
