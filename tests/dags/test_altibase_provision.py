@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,20 +20,30 @@ from tests.plugins.altibase_ops.test_kube_apply import FakeApiServer, pod, rolle
 
 pytestmark = pytest.mark.e2e
 CONN_IDS = ["provision_node1", "provision_node2"]
-FAST = {"poke_interval_seconds": 0.2, "ready_timeout_seconds": 20, "proof_timeout_seconds": 20}
+FAST = {"poke_interval_seconds": 0.2, "ready_timeout_seconds": 20, "proof_timeout_seconds": 20,
+        "deleted_timeout_seconds": 20}
 
 
-@pytest.fixture(autouse=True)
-def own_dags_folder(tmp_path, monkeypatch) -> None:
-    """``dag.test`` parses and serialises every DAG of the DAGs folder on each call (Airflow 3.3); here
-    the folder holds only the two DAGs under test, which keeps a call at a few seconds."""
+@pytest.fixture
+def run(tmp_path, monkeypatch, airflow_db) -> Callable[..., Any]:
+    """``run(dag_id, **conf)``: one ``dag.test`` against the simulator with the test's Connections.
+
+    ``dag.test`` parses and serialises every DAG of the DAGs folder on each call (Airflow 3.3); each
+    call here gets a folder holding only the DAG it runs, which keeps a call at a few seconds."""
     from airflow import settings
 
-    folder = tmp_path / "dags"
-    folder.mkdir()
     for name in ("altibase_provision", "altibase_teardown"):
-        shutil.copy(DAGS / f"{name}.py", folder)
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(folder))
+        (tmp_path / name).mkdir()
+        shutil.copy(DAGS / f"{name}.py", tmp_path / name)
+
+    def run_dag(dag_id: str, **overrides: Any) -> Any:
+        monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path / dag_id))
+        dag = load_dag(dag_id)
+        conf = {"target": "simulator", "altibase_conn_ids": CONN_IDS, "dry_run": False}
+        conf |= {k: v for k, v in FAST.items() if k in dag.params} | overrides
+        return dag.test(run_conf=conf)
+
+    return run_dag
 
 
 @pytest.fixture
@@ -50,12 +60,6 @@ def cluster(tmp_path, monkeypatch) -> Iterator[SimulatorControl]:
         yield control
     finally:
         stop_daemon(state_dir)
-
-
-def run(dag_id: str, **overrides: Any) -> Any:
-    conf = {"target": "simulator", "altibase_conn_ids": CONN_IDS, "dry_run": False, "poke_interval_seconds": 0.2}
-    conf |= {k: v for k, v in FAST.items() if k in load_dag(dag_id).params} | overrides
-    return load_dag(dag_id).test(run_conf=conf)
 
 
 def states(dagrun: Any) -> dict[str, str]:
@@ -85,7 +89,7 @@ def replications(sim: SimulatorControl, server: str) -> list[tuple]:
     return query(sim, server, "SELECT REPLICATION_NAME, IS_STARTED, ITEM_COUNT FROM SYSTEM_.SYS_REPLICATIONS_")
 
 
-def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, airflow_db):
+def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, run):
     first_run = run("altibase_provision")
     first = assert_success(first_run)
     assert all(s == "success" for s in first.values()), first
@@ -136,7 +140,7 @@ def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, airflow_db
     cluster.remove_server("altibase-node1")
 
 
-def test_dry_run_shows_manifests_and_sql_and_changes_nothing(cluster, airflow_db):
+def test_dry_run_shows_manifests_and_sql_and_changes_nothing(cluster, run):
     dagrun = run("altibase_provision", dry_run=True)
     found = assert_success(dagrun)
     assert found["plan"] == "success" and found["apply"] == "skipped"
@@ -167,7 +171,7 @@ class FakeCluster(FakeApiServer):
         return response
 
 
-def test_kubernetes_target_applies_waits_and_runs_the_sql_through_the_services(cluster, airflow_db, monkeypatch):
+def test_kubernetes_target_applies_waits_and_runs_the_sql_through_the_services(cluster, run, monkeypatch):
     """The kubernetes target end to end without a cluster: the Kubernetes API is a fake (asserted
     below), the pods' servers are simulator servers reached through the Service names."""
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook

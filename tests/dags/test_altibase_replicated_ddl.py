@@ -48,3 +48,15 @@ def test_dry_run_plans_every_statement_and_changes_nothing(sim, airflow_db):
     for node in ("node1", "node2"):
         assert columns(sim, node) == ["C1", "C2"]
         assert query(sim, node, "SELECT NAME, VALUE1 FROM V$PROPERTY") == before[node]
+
+
+def test_bad_input_fails_in_validate_params_before_any_server_is_touched(sim, airflow_db):
+    prepare(sim, "active_standby")
+    dagrun = run_dag(conf(sim, "active_standby", "can_stop", ddl=["DELETE FROM SYS.T1"]))
+    states = task_states(dagrun)
+    assert states["validate_params"] == "failed"
+    assert states["run_preflight"] == "upstream_failed" and states["run_restore"] in ("skipped", "upstream_failed")
+    assert any(load["running"] for load in sim.load_status())  # the service was never stopped
+    for node in ("node1", "node2"):
+        assert columns(sim, node) == ["C1", "C2"]
+        assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
