@@ -26,7 +26,7 @@ FAST = {"poke_interval_seconds": 0.2, "ready_timeout_seconds": 20, "proof_timeou
 
 @pytest.fixture
 def run(tmp_path, monkeypatch, airflow_db) -> Callable[..., Any]:
-    """``run(dag_id, **conf)``: one ``dag.test`` against the simulator with the test's Connections.
+    """``run(dag_id, **conf)``: one ``dag.test`` of a DAG, with the simulator target and the test's Connection ids.
 
     ``dag.test`` parses and serialises every DAG of the DAGs folder on each call (Airflow 3.3); each
     call here gets a folder holding only the DAG it runs, which keeps a call at a few seconds."""
