@@ -146,6 +146,11 @@ with DAG(
     # Runs only when something failed: waits for steps still running elsewhere, then restores.
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def run_restore(**context) -> dict:
+        if not context["ti"].xcom_pull(task_ids="choose_variant"):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            # the failure came before the procedure began (validation, preflight): nothing was changed
+            raise AirflowSkipException("the procedure never started, so there is nothing to restore")
         request = request_from(context)
         wait_for_steps_to_settle(context, request, log)
         records = context["ti"].xcom_pull(task_ids=service_task_ids(request)) or []
