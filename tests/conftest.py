@@ -20,6 +20,7 @@ import pytest  # noqa: E402 - after the environment above, on purpose
 
 from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon  # noqa: E402
 from altibase_sim.registry import STATE_DIR_ENV  # noqa: E402
+from altibase_sim.simulation import Simulation  # noqa: E402
 
 
 @pytest.fixture
@@ -32,3 +33,15 @@ def sim(tmp_path, monkeypatch) -> Iterator[SimulatorControl]:
         yield control
     finally:
         stop_daemon(state_dir)
+
+
+@pytest.fixture
+def engine(tmp_path) -> Iterator[Simulation]:
+    """An in-process simulation (node1, node2): same servers and wire protocol, no daemon start-up cost."""
+    simulation = Simulation(tmp_path / "engine")
+    simulation.add_server("node1")
+    simulation.add_server("node2")
+    try:
+        yield simulation
+    finally:
+        simulation.shutdown()

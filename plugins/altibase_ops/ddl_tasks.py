@@ -113,6 +113,8 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
                             "failed run of this DAG left it so, trigger again with recover=true (the restore "
                             "path runs first); if someone else is working on this server, wait for them")
         for prop, default in DEFAULT_PROPERTIES.items():
+            if prop == "REPLICATION_SQL_APPLY_ENABLE" and request.service_mode == "rolling":
+                continue  # judged below, once we know whether this resumes an interrupted rolling run
             if state.properties.get(prop) != default:
                 problems.append(f"{server.name}: {prop} is {state.properties.get(prop)}, not its default {default}"
                                 " (the procedure assumes every replication property at its default)")
@@ -120,7 +122,10 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
             problems.append(f"{server.name} ({server.role}): the sender of {request.replication_name} is not "
                             "running; start it and let the gap drain before the procedure (or trigger with "
                             "recover=true if a failed run of this DAG stopped it)")
-        if server.name not in senders_needed and state.sender_running:
+        if server.name not in senders_needed and state.sender_running and request.service_mode == "rolling":
+            notes.append(f"{server.name} ({server.role}): the standby is sending (a switchover left it so); the "
+                         "rolling turns stop both senders before changing a table, and R13 stops it again")
+        elif server.name not in senders_needed and state.sender_running:
             problems.append(
                 f"{server.name} ({server.role}): the standby is sending. In Active-Standby the procedure stops "
                 "replication only on the active and relies on the standby not sending (ADD/DROP TABLE would "
@@ -149,9 +154,18 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
                 problems.append(f"{table}: its definition differs between the servers: "
                                 + "; ".join(f"{n}: {states[n].tables[table].signature()}" for n in states))
             signatures[table] = {n: states[n].tables[table].signature() for n in states}
-        if len(set(progress.values())) > 1:
+        resuming = len(set(progress.values())) > 1
+        if resuming:
             notes.append("resuming: the DDL is already applied on "
                          f"{[n for n, p in progress.items() if p == 'after']}; those servers skip it")
+        if request.service_mode == "rolling":
+            for name, state in states.items():
+                if state.properties.get("REPLICATION_SQL_APPLY_ENABLE"):
+                    if resuming:  # an interrupted rolling run: SQL apply carries the different definitions
+                        notes.append(f"{name}: SQL apply mode is on (left by the interrupted run)")
+                    else:
+                        problems.append(f"{name}: REPLICATION_SQL_APPLY_ENABLE is 1, not its default 0 (the "
+                                        "procedure assumes every replication property at its default)")
     for note in notes:
         log.info("preflight note: %s", note)
     if problems:
@@ -197,19 +211,24 @@ class AuditedIsqlOperator(IsqlOperator):
         return super().execute(context)
 
 
+def ddl_to_run(request: DdlRequest, conn_id: str, log: Any) -> list[str]:
+    """The DDL statements this server does not show as applied yet (read first: a re-run skips the rest)."""
+    state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+    todo = []
+    for stmt in resolve_tables(request.ddl, state):
+        table = state.tables.get(stmt.table) if stmt.table else None
+        if table is not None and is_applied(stmt, table):
+            log.info("already applied on %s, skipped: %s", conn_id, stmt.text)
+        else:
+            todo.append(stmt.text)
+    return todo
+
+
 class DdlStepOperator(AuditedIsqlOperator):
     """O5/R5: run the user's DDL, skipping statements this server already shows as applied."""
 
     def run_step(self, context: Context) -> Any:
-        request = request_from(context)
-        state = read_state(self.altibase_conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
-        todo = []
-        for stmt in resolve_tables(request.ddl, state):
-            table = state.tables.get(stmt.table) if stmt.table else None
-            if table is not None and is_applied(stmt, table):
-                self.log.info("already applied on %s, skipped: %s", self.altibase_conn_id, stmt.text)
-            else:
-                todo.append(stmt.text)
+        todo = ddl_to_run(request_from(context), self.altibase_conn_id, self.log)
         if not todo:
             self.log.info("every DDL statement is already applied on %s", self.altibase_conn_id)
             return None
@@ -434,13 +453,17 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
             resumable_ok: bool = False) -> dict[str, Any]:
     """Put every server back to a safe state (issue §7); never guess.
 
-    Admin mode goes back to 0; tables out of replication go back in where their definitions agree;
-    replication restarts where the handshake can succeed; the service comes back only when the pair
-    replicates every listed table with the same definitions. Otherwise: UnsafeToRestoreError with the
-    state of each server and what an operator must do.
+    Admin mode goes back to 0. Tables out of replication go back in where their definitions agree —
+    and, in rolling mode, also where they differ, because there the procedure's own answer to different
+    definitions is SQL apply mode (R7), which restore then switches on so replication can run (in
+    can_stop mode it never does). Replication restarts where the handshake succeeds; the service
+    comes back only when the pair replicates every listed table. Otherwise: UnsafeToRestoreError with
+    the state of each server and what an operator must do.
     """
     rep = request.replication_name
+    rolling = request.service_mode == "rolling"
     actions: list[str] = []
+    notes: list[str] = []
     states = read_all(request)
     needs_sender = {s.name for s in request.servers if request.topology == "active_active" or s.role == "active"}
     for server in request.servers:
@@ -448,9 +471,10 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
             _exec(server.conn_id, "ALTER SYSTEM SET ADMIN_MODE = 0")
             actions.append(f"{server.name}: ADMIN_MODE = 0")
     states = read_all(request)
-    same_definition = {t: len({repr(s.tables[t].signature()) for s in states.values() if t in s.tables}) == 1
-                       and all(t in s.tables for s in states.values()) for t in request.tables}
-    missing = {n: [t for t in request.tables if t not in s.items and same_definition[t]] for n, s in states.items()}
+    differs = {t: not (all(t in s.tables for s in states.values())
+                       and len({repr(s.tables[t].signature()) for s in states.values()}) == 1) for t in request.tables}
+    missing = {n: [t for t in request.tables if t not in s.items and (rolling or not differs[t])]
+               for n, s in states.items()}
     if any(missing.values()):
         # ADD TABLE needs replication stopped here and the peer not sending: stop both, add, restart below
         for server in request.servers:
@@ -464,6 +488,13 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                     _exec(server.conn_id, statement, ("3129B",))
                 actions.append(f"{server.name}: {missing[server.name]} added back to replication {rep}")
         states = read_all(request)
+    if rolling and any(differs.values()):
+        for server in request.servers:
+            if not states[server.name].properties.get("REPLICATION_SQL_APPLY_ENABLE"):
+                _exec(server.conn_id, render_sql("ddl/set_sql_apply_on.sql"))
+                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 1 (R7: definitions differ)")
+        notes.append("definitions still differ between the servers; replication runs in SQL apply mode until a "
+                     "run with recover=true finishes the procedure")
     start_failures = []
     for server in request.servers:
         wanted = server.name in needs_sender or states[server.name].is_started
@@ -474,12 +505,19 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
             except AirflowException as exc:
                 start_failures.append(f"{server.name}: START failed: {exc}")
     states = read_all(request)
+    if rolling and not any(differs.values()) and not start_failures:
+        for server in request.servers:  # the turns are done: R11/R12
+            state = states[server.name]
+            if state.properties.get("REPLICATION_SQL_APPLY_ENABLE") and not state.sql_apply_table_count:
+                _exec(server.conn_id, render_sql("ddl/set_sql_apply_off.sql"))
+                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 0 (R12: definitions agree)")
+        states = read_all(request)
     unsafe = list(start_failures)
-    for table, same in same_definition.items():
-        if not same:
-            unsafe.append(f"{table}: definitions differ between servers "
+    for table, differ in differs.items():
+        if differ and not rolling:
+            unsafe.append(f"{table}: definitions differ between servers and SQL apply is off ("
                           + "; ".join(f"{n} {'has the DDL' if ddl_progress(request, {n: s})[n] == 'after' else 'does not'}"
-                                      for n, s in states.items()))
+                                      for n, s in states.items()) + ")")
     for name, state in states.items():
         out = [t for t in request.tables if t not in state.items]
         if out:
@@ -487,9 +525,10 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     if not unsafe and service_history:
         for record in perform("restore", request.service_control, "", "", service_history):
             actions.append(f"service: undid {record['undid']}")
-    report = {"actions": actions, "servers": {n: s.summary() for n, s in states.items()}, "unsafe": unsafe}
-    for action in actions:
-        log.info("restore: %s", action)
+    report = {"actions": actions, "notes": notes, "unsafe": unsafe,
+              "servers": {n: s.summary() for n, s in states.items()}}
+    for line in actions + notes:
+        log.info("restore: %s", line)
     if unsafe and resumable_ok and not start_failures:
         # recover=true before a new run: tables out of replication with the DDL applied on some servers
         # is exactly what the procedure finishes (DDL skipped where applied, tables re-added at O6/R6)
@@ -501,9 +540,9 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
             ".\nWhat is not safe:\n- " + "\n- ".join(unsafe) +
             "\nServer states: " + repr(report["servers"]) +
             "\nThe application service is still stopped. To finish: fix the cause shown in the failed task's "
-            "log, then clear this run (or trigger a new run with the same parameters): every step reads the "
-            "state first, skips what is done (the DDL where it is already applied) and completes the "
-            "procedure. To undo instead, run the inverse DDL on the servers that have it, by hand.")
+            "log, then clear this run (or trigger a new run with the same parameters and recover=true): every "
+            "step reads the state first, skips what is done (the DDL where it is already applied) and completes "
+            "the procedure. To undo instead, run the inverse DDL on the servers that have it, by hand.")
     return report
 
 
