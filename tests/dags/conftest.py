@@ -6,10 +6,14 @@ migrated once. ``load_dag(name)``: a DAG object from dags/, imported once per pr
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,3 +42,21 @@ def load_dag(name: str):
         spec.loader.exec_module(module)
         _loaded[name] = module.dag
     return _loaded[name]
+
+
+@contextlib.contextmanager
+def only_dag(name: str) -> Iterator[None]:
+    """``dag.test`` parses and serialises every DAG of the DAGs folder on each call: point the folder at
+    a copy holding only the DAG under test while it runs."""
+    from airflow import settings
+
+    folder = Path(tempfile.gettempdir()) / f"altibase-dag-{os.getpid()}" / name
+    if not (folder / f"{name}.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DAGS / f"{name}.py", folder)
+    previous = settings.DAGS_FOLDER
+    settings.DAGS_FOLDER = str(folder)
+    try:
+        yield
+    finally:
+        settings.DAGS_FOLDER = previous
