@@ -46,6 +46,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task, task_group
+
 from altibase_ops.isql import StepKind
 from altibase_ops.provision_tasks import (
     ApplyInstanceOperator,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Label, Param, TriggerRule, task
+
 from altibase_ops.ddl_procedure import VARIANTS, build_plan, format_plan, validate_request
 from altibase_ops.ddl_tasks import (
     VariantBranchOperator,
@@ -149,7 +150,7 @@ with DAG(
     # Runs only when something failed: waits for steps still running elsewhere, then restores.
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def run_restore(**context) -> dict:
-        if not context["ti"].xcom_pull(task_ids="choose_variant"):
+        if not context["ti"].xcom_pull(task_ids="choose_variant", key="variant"):
             from airflow.sdk.exceptions import AirflowSkipException
 
             # the failure came before the procedure began (validation, preflight): nothing was changed

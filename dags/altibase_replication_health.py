@@ -52,6 +52,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
+
 from altibase_ops.health import (
     Thresholds,
     missing_results,

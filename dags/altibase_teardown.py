@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
+
 from altibase_ops.isql import StepKind
 from altibase_ops.provision_tasks import (
     DeleteInstanceOperator,

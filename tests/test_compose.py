@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow.sdk import Connection
+
 from altibase_ops.health import DEFAULT_PAIRS
 from altibase_ops.hooks import odbc_connection_string
 from altibase_ops.manifests import DBS_MOUNT_PATH, DEFAULT_IMAGE, LOGS_MOUNT_PATH

@@ -326,6 +326,8 @@ class VariantBranchOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Context) -> list[str]:
         request = request_from(context)
+        # the mark that the procedure began (restore looks for it): pushed before the skip ends this task
+        context["ti"].xcom_push(key="variant", value=request.variant)
         return [f"{request.variant}.{s.task_id}" for s in procedure(request.topology, request.service_mode)[0]]
 
     def skip_all_except(self, ti: Any, branch_task_ids: Any) -> None:
@@ -524,7 +526,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
             unsafe.append(f"{name}: {out} not in replication {rep}")
     if not unsafe and service_history:
         for record in perform("restore", request.service_control, "", "", service_history):
-            actions.append(f"service: undid {record['undid']}")
+            actions.append(f"service on {record['server']}: back to {record['state']}")
     report = {"actions": actions, "notes": notes, "unsafe": unsafe,
               "servers": {n: s.summary() for n, s in states.items()}}
     for line in actions + notes:

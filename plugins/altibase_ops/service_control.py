@@ -102,24 +102,12 @@ def perform(action: str, control: dict[str, Any], server: str, peer: str, histor
             clients: tuple[Any, Any] | None = None) -> list[dict[str, Any]]:
     """Do ``action`` (stop | resume | move_to_peer | restore) automatically; returns new records.
 
-    ``history``: the records earlier steps of this run made (resume and restore undo them).
+    ``history``: the records earlier steps of this run made, oldest first (resume and restore put
+    what they changed back as it was before the run).
     """
     mode = control["mode"]
     if action in ("resume", "restore"):
-        already_undone = [r["undid"] for r in history if r["kind"] == "undone"]
-        todo = [r for r in history if r["kind"] not in ("undone", "manual") and r not in already_undone
-                and (action == "restore" or r["server"] == server)]
-        undone = []
-        for record in reversed(todo):
-            if mode == "simulator":
-                if record["kind"] == "simulator_stop":
-                    simulator_start(control, record["server"], record["load"])
-                elif record["kind"] == "simulator_start":
-                    _simulator(control).load_stop(record["server"])
-            else:
-                kubernetes_undo(control, record, clients)
-            undone.append({"kind": "undone", "server": record["server"], "undid": record})
-        return undone
+        return return_to_original(control, history, None if action == "restore" else server, clients)
     if mode == "simulator":
         records = [simulator_stop(control, server)]
         if action == "move_to_peer" and records[0]["load"]:
@@ -137,6 +125,47 @@ def perform(action: str, control: dict[str, Any], server: str, peer: str, histor
     if action == "stop":
         records.append(kubernetes_scale(control, server, 0, clients))
     return [r for r in records if r]
+
+
+def _resource(record: dict[str, Any]) -> tuple[str, str] | None:
+    kind = record.get("kind")
+    if kind in ("simulator_stop", "simulator_start"):
+        return ("load", record["server"])
+    if kind == "service_selector":
+        return ("service", record["service"])
+    if kind == "deployment_scale":
+        return ("deployment", record["deployment"])
+    return None  # manual approvals, "restored" markers
+
+
+def return_to_original(control: dict[str, Any], history: list[dict[str, Any]], server: str | None,
+                       clients: tuple[Any, Any] | None = None) -> list[dict[str, Any]]:
+    """Put each resource the run changed (of ``server``, or all) straight back to its state before the
+    run: the first record of a resource holds that state. Straight back, not by replaying undo steps:
+    an undo sequence could briefly re-open a service on a server whose replication is already stopped.
+    Stops come before starts, so the service never runs in two places at once."""
+    originals: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in history:
+        key = _resource(record)
+        if key is not None and key not in originals and (server is None or record["server"] == server):
+            originals[key] = record
+    done: list[dict[str, Any]] = []
+    if control["mode"] == "simulator":
+        running = {load["server"] for load in _simulator(control).load_status() if load["running"]}
+        wanted = {key[1]: (rec["load"] if rec["kind"] == "simulator_stop" else None) for key, rec in originals.items()}
+        for name, load in wanted.items():
+            if load is None and name in running:
+                _simulator(control).load_stop(name)
+                done.append({"kind": "restored", "server": name, "state": "no service"})
+        for name, load in wanted.items():
+            if load is not None and name not in running:
+                simulator_start(control, name, load)
+                done.append({"kind": "restored", "server": name, "state": "service running"})
+        return done
+    for record in sorted(originals.values(), key=lambda r: r["kind"] != "service_selector"):
+        kubernetes_undo(control, record, clients)
+        done.append({"kind": "restored", "server": record["server"], "state": record})
+    return done
 
 
 class ServiceControlOperator(HITLOperator):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from altibase_ops.health import (
     DEFAULT_SCHEDULE,
     InvalidPairsError,
@@ -25,7 +26,6 @@ from altibase_ops.health import (
     schedule_from_env,
     targets,
 )
-
 from altibase_sim.scenarios import connection_uri, seed_replicated_pair
 from tests.dags.conftest import DAGS, load_dag
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from airflow.sdk import Connection
+
 from altibase_ops.hooks import AltibaseHook, AltibaseServerError, odbc_connection_string, parse_odbc_error
 from altibase_ops.provider_info import get_provider_info
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from altibase_ops.identifiers import InvalidIdentifierError, identifier, qualified_table, render_sql
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
+
 from altibase_ops.isql import (
     ALREADY_DONE,
     IsqlError,

@@ -15,6 +15,8 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from kubernetes.client import ApiClient, AppsV1Api, Configuration, CoreV1Api
+
 from altibase_ops.kube_apply import (
     SPEC_HASH_ANNOTATION,
     ApplyError,
@@ -27,7 +29,6 @@ from altibase_ops.kube_apply import (
     with_spec_hash,
 )
 from altibase_ops.manifests import NfsStorage, ProvisionSpec, PvcStorage, render_manifests
-from kubernetes.client import ApiClient, AppsV1Api, Configuration, CoreV1Api
 
 _PATH = re.compile(
     r"/(?:api/v1|apis/apps/v1)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?"

@@ -8,6 +8,7 @@ import itertools
 import kubernetes_validate
 import pytest
 import yaml
+
 from altibase_ops.manifests import (
     DBS_MOUNT_PATH,
     LOGS_MOUNT_PATH,

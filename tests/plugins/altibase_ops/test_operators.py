@@ -13,11 +13,11 @@ import kubernetes_validate
 import pytest
 from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from kubernetes.client import ApiClient
+
 from altibase_ops.identifiers import InvalidIdentifierError
 from altibase_ops.isql import ENV_PASSWORD, IsqlError, StepKind, judge, parse_output, split_statements
 from altibase_ops.operators import ISQL_IMAGE, IsqlOperator, decode_pod_result, pod_script
-from kubernetes.client import ApiClient
-
 from tests.sim.helpers import query, run, seed_pair
 
 PASSWORD = "manager"  # the simulator's SYS password: it must appear in no log line and no pod spec
@@ -220,6 +220,7 @@ def test_in_a_dag_the_template_file_resolves_from_template_searchpath_with_the_f
     import datetime
 
     from airflow.sdk import DAG
+
     from altibase_ops.identifiers import SQL_DIR
 
     with DAG("isql_templates", schedule=None, start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),

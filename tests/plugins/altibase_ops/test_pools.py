@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from altibase_ops.pools import pool_definitions, server_pool
 
 

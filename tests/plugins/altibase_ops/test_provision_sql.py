@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from altibase_ops.manifests import ProvisionSpec, TableSpec
 from altibase_ops.provision_sql import (
     render_proof_sql,

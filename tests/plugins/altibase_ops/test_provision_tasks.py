@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.sdk.exceptions import AirflowSkipException
+from kubernetes.client import ApiClient, Configuration
+
 from altibase_ops.kube_apply import ApplyError, PodStartupError
 from altibase_ops.manifests import ProvisionSpec
 from altibase_ops.provision_tasks import (
@@ -37,8 +39,6 @@ from altibase_ops.provision_tasks import (
     state_problems,
     teardown_params,
 )
-from kubernetes.client import ApiClient, Configuration
-
 from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon
 from altibase_sim.registry import STATE_DIR_ENV
 from tests.plugins.altibase_ops.test_kube_apply import FakeApiServer, deployment_pod_labels, pod, rolled_out

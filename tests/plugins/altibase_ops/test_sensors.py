@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+
 from altibase_ops.hooks import AltibaseHook
 from altibase_ops.sensors import (
     AltibaseCheckFailed,
@@ -15,7 +16,6 @@ from altibase_ops.sensors import (
     SqlApplySensor,
 )
 from altibase_ops.triggers import AltibaseCheckTrigger
-
 from tests.sim.helpers import query, run, seed_pair, wait_until
 
 FAST = {"poke_interval": 0.05}
