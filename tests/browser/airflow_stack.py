@@ -1,7 +1,10 @@
 """A local Airflow for the browser tests: api-server, scheduler, dag-processor and triggerer as separate
-processes, each leading its own session, with their own AIRFLOW_HOME (SQLite, LocalExecutor), ports
-and Connections; stopped by their own process ids (SIGTERM to the process group each one leads, then
-SIGKILL for whatever lingers)."""
+processes (SQLite, LocalExecutor), with their own AIRFLOW_HOME, ports and Connections.
+
+Each component leads its own session; ``stop`` ends them by their own process ids (SIGTERM to the
+process group each one leads — its LocalExecutor workers and task processes included — then SIGKILL
+for whatever lingers) and reports any process still carrying this AIRFLOW_HOME.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from altibase_sim.registry import STATE_DIR_ENV
 from altibase_sim.scenarios import connection_uri
@@ -24,12 +29,8 @@ from altibase_sim.scenarios import connection_uri
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN = "admin"
-START_TIMEOUT = 90
 
 
 def free_port() -> int:
@@ -38,84 +39,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass
-class AirflowUI:
-    home: Path
-    url: str
-    password: str
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def log(self, component: str) -> Path:
-        return self.home / f"{component}.log"
-
-    def api(self, path: str) -> dict:
-        """GET on the REST API (v2) as the admin."""
-        request = urllib.request.Request(f"{self.url}/api/v2/{path}", headers={"Authorization": f"Bearer {self.token()}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def token(self) -> str:
-        body = json.dumps({"username": ADMIN, "password": self.password}).encode()
-        request = urllib.request.Request(f"{self.url}/auth/token", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())["access_token"]
-
-    def check_running(self) -> None:
-        for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                tail = self.log(name).read_text(errors="replace")[-3000:]
-                raise AssertionError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
-
-    def wait_ready(self, dag_id: str, timeout: float = START_TIMEOUT) -> None:
-        """Until the health endpoint reports every component healthy and ``dag_id`` is parsed."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            self.check_running()
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as response:
-                    health = json.loads(response.read())
-                last = health
-                if all(health.get(c, {}).get("status") == "healthy"
-                       for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
-                    errors = [e for e in self.api("importErrors")["import_errors"] if dag_id in e["filename"]]
-                    assert not errors, f"{dag_id} does not import: {errors}"
-                    try:
-                        self.api(f"dags/{dag_id}")
-                        return
-                    except urllib.error.HTTPError as exc:
-                        last = f"dags/{dag_id}: HTTP {exc.code}"
-            except (OSError, ValueError) as exc:
-                last = exc
-            time.sleep(0.5)
-        raise AssertionError(f"Airflow was not ready within {timeout}s (last: {last}); logs in {self.home}")
-
-    def stop(self) -> None:
-        """SIGTERM to each component's process group (led by the process we started), then SIGKILL."""
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in self.processes.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the leader's stragglers too (workers, task processes)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
-
-
-def airflow_env(home: Path, port: int, sim) -> dict[str, str]:
-    """This Airflow's whole configuration: nothing inherited from the test process's own Airflow."""
+def airflow_env(home: Path, port: int, sim: Any) -> dict[str, str]:
+    """This Airflow's whole configuration; nothing inherited from the test process's own Airflow."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({
         "AIRFLOW_HOME": str(home),
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # isql-sim for the local iSQL runner
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -128,9 +57,14 @@ def airflow_env(home: Path, port: int, sim) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),  # shared: tasks authenticate to the api-server
+        # one secret for every component: task processes authenticate to the api-server's execution API
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        # a busy machine answers slower than the default 5 s; a timeout there means retries and 400s
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        # parse each file once at start; no re-parse (and new DAG version) in the middle of the test
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         STATE_DIR_ENV: str(sim.state_dir),
     })
     for server in sim.servers():
@@ -138,3 +72,130 @@ def airflow_env(home: Path, port: int, sim) -> dict[str, str]:
     return env
 
 
+@dataclass
+class AirflowUI:
+    home: Path
+    port: int
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self, component: str) -> Path:
+        return self.home / f"{component}.log"
+
+    def start(self, env: dict[str, str]) -> None:
+        """Migrate the database, then start the four components (the admin's password set beforehand)."""
+        (self.home / "passwords.json").write_text(json.dumps({ADMIN: self.password}))
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=self.home, check=True,
+                       capture_output=True, timeout=180)
+        for name in COMPONENTS:
+            with open(self.log(name), "wb") as log:
+                self.processes[name] = subprocess.Popen(
+                    [str(BIN / "airflow"), name], env=env, cwd=self.home, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> list[int]:
+        """End every component and its children; returns the pids of processes still using this home."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.processes.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its group: LocalExecutor workers, task processes
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+        return self.leftovers()
+
+    def leftovers(self) -> list[int]:
+        marker = f"AIRFLOW_HOME={self.home}\0".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    if marker in (entry / "environ").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    pass
+        return found
+
+    # ------------------------------------------------------------------------------- REST (v2)
+    def token(self) -> str:
+        body = json.dumps({"username": ADMIN, "password": self.password}).encode()
+        request = urllib.request.Request(f"{self.url}/auth/token", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["access_token"]
+
+    def api(self, path: str) -> Any:
+        request = urllib.request.Request(f"{self.url}/api/v2/{path}",
+                                         headers={"Authorization": f"Bearer {self.token()}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def wait_for_log(self, component: str, *fragments: str, timeout: float = 60) -> None:
+        """Until a line of the component's output contains every fragment."""
+        deadline = time.monotonic() + timeout
+        while not any(all(f in line for f in fragments)
+                      for line in self.log(component).read_text(errors="replace").splitlines()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line with {fragments} in {self.log(component)} within {timeout}s")
+            time.sleep(0.5)
+
+    def check_running(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = self.log(name).read_text(errors="replace")[-3000:]
+                raise AssertionError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
+
+    def wait_ready(self, dag_id: str, timeout: float = 120) -> None:
+        """Until the health endpoint reports every component healthy and ``dag_id`` is parsed."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=10) as response:
+                    last = health = json.loads(response.read())
+                if all(health.get(c, {}).get("status") == "healthy"
+                       for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+                    errors = [e for e in self.api("importErrors")["import_errors"] if dag_id in e["filename"]]
+                    assert not errors, f"{dag_id} does not import: {errors}"
+                    self.api(f"dags/{dag_id}")
+                    # the execution API initialises itself on its first request, blocking the api-server
+                    # for seconds (tens on a busy machine): pay that here, not under the first task
+                    with urllib.request.urlopen(f"{self.url}/execution/health", timeout=timeout) as response:
+                        response.read()
+                    return
+            except urllib.error.HTTPError as exc:
+                last = f"{exc.url}: HTTP {exc.code}"
+            except (OSError, ValueError) as exc:
+                last = exc
+            time.sleep(0.5)
+        raise AssertionError(f"Airflow was not ready within {timeout}s (last: {last}); logs in {self.home}")
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return self.api(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+
+    def failure_report(self, dag_id: str, run_id: str) -> str:
+        """The run's failed tasks with the end of each one's log: what a person would open next."""
+        tis = self.api(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=500")
+        lines = []
+        for ti in tis["task_instances"]:
+            if ti["state"] in ("failed", "upstream_failed"):
+                lines.append(f"{ti['task_id']}: {ti['state']}")
+                log = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={ti['task_id']}"
+                for path in sorted(log.glob("attempt=*.log")):
+                    events = [json.loads(line).get("event", "") for line in path.read_text().splitlines()
+                              if line.startswith("{")]
+                    lines += [f"    {e}" for e in events[-12:]]
+        return "\n".join(lines) or "no failed task"

@@ -1,69 +1,54 @@
 """Fixtures of the browser tests.
 
-``airflow_ui``: a local Airflow (see ``airflow_stack``) whose Connections point at the ``sim``
-fixture's servers. ``browser_page``: a page of Debian's Chromium (Playwright drives it; no browser is
+``airflow_ui``: a local Airflow (``airflow_stack``) whose Connections point at the ``sim`` fixture's
+servers. ``browser_page``: a page of Debian's Chromium driven by Playwright (no browser is ever
 downloaded) with a fresh profile; when the test fails, its last screen is saved as failure.png.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-import subprocess
 import tempfile
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from tests.browser.airflow_stack import (
-    ADMIN,
-    ARTIFACTS,
-    BIN,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    COMPONENTS,
-    AirflowUI,
-    airflow_env,
-    free_port,
-)
+from tests.browser.airflow_stack import ARTIFACTS, AirflowUI, airflow_env, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
 def airflow_ui(sim, tmp_path) -> Iterator[AirflowUI]:
     home = tmp_path / "airflow"
     home.mkdir()
-    port = free_port()
-    ui = AirflowUI(home=home, url=f"http://127.0.0.1:{port}", password=secrets.token_urlsafe(12))
-    (home / "passwords.json").write_text(json.dumps({ADMIN: ui.password}))
-    env = airflow_env(home, port, sim)
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    ui = AirflowUI(home=home, port=free_port())
     try:
-        for name in COMPONENTS:
-            with open(ui.log(name), "wb") as log:
-                ui.processes[name] = subprocess.Popen([str(BIN / "airflow"), name], env=env, cwd=home,
-                                                      stdin=subprocess.DEVNULL, stdout=log,
-                                                      stderr=subprocess.STDOUT, start_new_session=True)
+        ui.start(airflow_env(home, ui.port, sim))
         yield ui
     finally:
-        ui.stop()
+        leftovers = ui.stop()
+        assert not leftovers, f"processes of this Airflow still running after stop: {leftovers}"
 
 
 @pytest.fixture
 def browser_page(airflow_ui, request) -> Iterator:
-    """A Chromium page with a fresh profile; on failure its last screen is saved as failure.png."""
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    (ARTIFACTS / "failure.png").unlink(missing_ok=True)
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        # launch_persistent_context is Playwright's way to give Chromium its --user-data-dir
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
             viewport={"width": 1600, "height": 1000})
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(30_000)
         page = context.pages[0] if context.pages else context.new_page()
         try:
             yield page
         finally:
-            if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
+            report = getattr(request.node, "rep_call", None)
+            if report is None or report.failed:
                 page.screenshot(path=ARTIFACTS / "failure.png", full_page=True)
             context.close()
 
