@@ -76,7 +76,9 @@ with DAG(
              {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
             type="array", items=SERVER_SCHEMA, minItems=2, maxItems=2, title="Servers",
             description="The pair: name, Airflow connection id and role (active/standby or active1/active2).", **DRAFT7),
-        "topology": Param("active_standby", enum=["active_standby", "active_active"], title="Topology", **DRAFT7),
+        "topology": Param("active_standby", enum=["active_standby", "active_active"], title="Topology",
+                          description="active_standby: only the active carries the service and sends; "
+                                      "active_active: both do.", **DRAFT7),
         "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode",
                               description="can_stop: O1–O9. rolling: the service stays up (R1–R13, SQL apply mode).", **DRAFT7),
         "replication_name": Param("REP1", type="string", pattern="^[A-Za-z][A-Za-z0-9_]{0,39}$",
@@ -121,10 +123,12 @@ with DAG(
     def recover_leftovers(**context) -> dict | None:
         request = request_from(context)
         if not request.recover or request.dry_run:
-            return None
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("recover is off: nothing to recover")  # shown as skipped, not green
         return restore(request, [], log, resumable_ok=True)
 
-    @task
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def run_preflight(**context) -> dict:
         return preflight(request_from(context), log)
 

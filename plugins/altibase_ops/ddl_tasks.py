@@ -279,7 +279,8 @@ def build_step(step: Step, service_history: list[str]) -> Any:
                                   **common)
     if step.action == "verify":
         return RowCountCheckOperator(**common)
-    return ServiceControlOperator(action=step.service, server_role=step.role, history_task_ids=list(service_history),
+    return ServiceControlOperator(action=step.service, server_role=step.role, step_id=step.step_id,
+                                  history_task_ids=list(service_history),
                                   approval_timeout=timedelta(hours=1), **common)
 
 

@@ -180,9 +180,9 @@ class ServiceControlOperator(HITLOperator):
     template_fields: Sequence[str] = ("subject", "body")
 
     def __init__(self, *, action: str, server_role: str, history_task_ids: Sequence[str] = (),
-                 approval_timeout: timedelta = timedelta(hours=1), **kwargs: Any) -> None:
+                 approval_timeout: timedelta = timedelta(hours=1), step_id: str = "", **kwargs: Any) -> None:
         super().__init__(
-            subject=f"{action.replace('_', ' ')} the application service of the {server_role} server",
+            subject=f"{step_id}: {action.replace('_', ' ')} the application service of the {server_role} server",
             body=kwargs.pop("body", None),
             options=["Approve", "Reject"],
             response_timeout=approval_timeout,
@@ -191,6 +191,7 @@ class ServiceControlOperator(HITLOperator):
         self.action = action
         self.server_role = server_role
         self.history_task_ids = list(history_task_ids)
+        self.step_id = step_id
 
     def _servers(self, context: Context) -> tuple[str, str]:
         request = context["ti"].xcom_pull(task_ids="validate_params")
@@ -206,7 +207,8 @@ class ServiceControlOperator(HITLOperator):
                    for r in records]
         if control["mode"] == "manual":
             self.response_timeout = timedelta(minutes=request["approval_timeout_minutes"])
-            self.subject = f"{self.action.replace('_', ' ')}: application service of {server}"
+            # the step id first: in the Required Actions list it tells O1 from O9, R1c from R13
+            self.subject = f"{self.step_id}: {self.action.replace('_', ' ')} the application service of {server}"
             self.body = (f"Replication **{request['replication_name']}**, tables {', '.join(request['tables'])}.\n\n"
                          f"Please **{self.action.replace('_', ' ')}** the application service of **{server}** "
                          f"(peer: {peer}), then approve. Reject aborts the run; the restore path then puts "
