@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -32,6 +31,9 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"  # the demo prints its own progress
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
+from airflow.sdk._shared.listeners import hookimpl  # noqa: E402 - after the environment above
+from airflow.sdk.listener import get_listener_manager  # noqa: E402
+
 
 def migrate() -> None:
     marker = AIRFLOW_HOME / ".migrated"
@@ -43,28 +45,27 @@ def migrate() -> None:
         marker.touch()
 
 
-def watch(dag_id: str, stop: threading.Event) -> None:
-    """Print each task of the run as it finishes (polling the metadata database)."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
+class Progress:
+    """A task-instance listener: prints each task of the run as it finishes (dag.test runs the tasks
+    in this process, so their listener hooks fire here)."""
 
-    seen: set[str] = set()
-    started = time.monotonic()
-    while not stop.is_set():
-        time.sleep(0.3)
-        with create_session() as session:
-            run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
-            if run is None:
-                continue
-            tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
-                                                     TaskInstance.run_id == run.run_id).all()
-            finished = sorted((ti.end_date, ti.task_id, str(ti.state)) for ti in tis
-                              if ti.state in ("success", "failed") and ti.end_date)
-        for _end, task_id, state in finished:
-            if task_id not in seen:
-                seen.add(task_id)
-                mark = "ok " if state == "success" else "FAILED"
-                print(f"  [{time.monotonic() - started:6.1f}s] {mark} {task_id}", flush=True)
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def _print(self, mark: str, task_instance: object) -> None:
+        print(f"  [{time.monotonic() - self.started:6.1f}s] {mark} {task_instance.task_id}", flush=True)
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state: object, task_instance: object) -> None:
+        self._print("ok     ", task_instance)
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: object, task_instance: object, error: object) -> None:
+        self._print("FAILED ", task_instance)
+
+    @hookimpl
+    def on_task_instance_skipped(self, previous_state: object, task_instance: object) -> None:
+        self._print("skipped", task_instance)
 
 
 def main() -> None:
@@ -106,15 +107,8 @@ def main() -> None:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         print("demo: running altibase_replicated_ddl (each task as it finishes):", flush=True)
-        stop = threading.Event()
-        watcher = threading.Thread(target=watch, args=(module.dag.dag_id, stop), daemon=True)
-        watcher.start()
-        try:
-            run = module.dag.test(run_conf=conf)
-        finally:
-            time.sleep(0.6)
-            stop.set()
-            watcher.join(timeout=5)
+        get_listener_manager().add_listener(Progress())
+        run = module.dag.test(run_conf=conf)
         summary = run.get_task_instance("summary").xcom_pull(task_ids="summary")
         sim.load_stop()
         print()

@@ -569,7 +569,7 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
     seconds = {s: round(w["off"] - w["on"], 2) for s, w in admin_window.items() if "on" in w and "off" in w}
     lines.append(f"  time in admin mode per server (s): {seconds or 'n/a'}")
     if post:
-        lines.append(f"  rows checked (equal on every server): {post.get('row_counts')}")
+        lines.append(f"  rows checked after the run ({post.get('row_count_verdict')}): {post.get('row_counts')}")
     if restored:
         lines.append(f"  restore: {restored.get('actions') or 'nothing to restore'}")
     log.info("\n".join(lines))
