@@ -42,13 +42,12 @@ class Receiver:
 
 
 class Sender(threading.Thread):
-    def __init__(self, manager: ReplicationManager, rep: str, xsn: int, retry: bool):
+    def __init__(self, manager: ReplicationManager, rep: str, xsn: int):
         super().__init__(name=f"sender-{manager.server.name}-{rep}", daemon=True)
         self.manager = manager
         self.server = manager.server
         self.rep = rep
         self.xsn = xsn
-        self.retry = retry
         self.stop_event = threading.Event()
         self.connected = False
         self.peer: Server | None = None
@@ -327,13 +326,14 @@ class ReplicationManager:
             self._sync_rows(rep, peer, sql_apply)
         if stmt.action in ("QUICKSTART", "SYNC"):
             self._set_xsn(rep, self.last_sn())
-        self.launch(rep, retry=stmt.retry)
+        self.launch(rep)
         self._set_started(rep, True)
         return Result("Alter success.")
 
-    def launch(self, rep: str, retry: bool = True) -> None:
+    def launch(self, rep: str) -> None:
+        """Run the sender; it retries the handshake until the peer answers (START checked it first)."""
         xsn = self.server.db.execute("SELECT xsn FROM __repl WHERE name=?", (rep,)).fetchone()[0]
-        sender = Sender(self, rep, xsn, retry)
+        sender = Sender(self, rep, xsn)
         self.senders[rep] = sender
         sender.start()
 
@@ -422,7 +422,7 @@ class ReplicationManager:
         """At server start: replications that were started start again (retrying until the peer answers)."""
         for (rep,) in self.server.db.execute("SELECT name FROM __repl WHERE is_started=1").fetchall():
             if rep not in self.senders:
-                self.launch(rep, retry=True)
+                self.launch(rep)
 
     def shutdown(self) -> None:
         """The server goes down: senders end, receivers vanish; IS_STARTED stays as it was."""

@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from altibase_ops.identifiers import IDENTIFIER_PATTERN
+from altibase_ops.identifiers import IDENTIFIER_PATTERN, split_top_level
 
 _TYPE = r"(?:INTEGER|INT|BIGINT|SMALLINT|NUMERIC|DECIMAL|NUMBER|CHAR|VARCHAR|NCHAR|NVARCHAR|DATE|DOUBLE|FLOAT|REAL)"
 _NAME = r"[A-Za-z][A-Za-z0-9_]{0,39}"
@@ -89,7 +89,7 @@ def _qualify(name: str) -> str:
 
 def _column_defs(body: str, text: str) -> tuple[Column, ...]:
     columns = []
-    for part in _split_top_level(body):
+    for part in split_top_level(body):
         match = _COLUMN_DEF.match(part)
         if not match:
             raise InvalidDdlError(f"{text!r}: cannot read the column definition {part.strip()!r}")
@@ -99,22 +99,6 @@ def _column_defs(body: str, text: str) -> tuple[Column, ...]:
                               int(match["scale"]) if match["scale"] else None,
                               bool(re.search(r"NOT\s+NULL", match["rest"] or "", re.IGNORECASE))))
     return tuple(columns)
-
-
-def _split_top_level(body: str) -> list[str]:
-    parts, depth, current = [], 0, []
-    for ch in body:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
 
 
 def parse_ddl(text: Any) -> DdlStatement:

@@ -55,6 +55,23 @@ def qualified_table(name: Any) -> str:
     return f"{identifier(parts[0])}.{identifier(parts[1])}"
 
 
+def split_top_level(body: str) -> list[str]:
+    """Split a column list on the commas that are not inside a type's parentheses (stripped parts)."""
+    parts, depth, current = [], 0, []
+    for char in body:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts]
+
+
 def ddl_statement(text: Any) -> str:
     """A user's DDL statement, only after ddl_statements.parse_ddl accepted it (one accepted form)."""
     from altibase_ops.ddl_statements import parse_ddl  # imported late: it builds on this module

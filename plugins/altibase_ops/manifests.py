@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 from kubernetes.utils.quantity import parse_quantity
 
-from altibase_ops.identifiers import IDENTIFIER_PATTERN
+from altibase_ops.identifiers import IDENTIFIER_PATTERN, split_top_level
 
 # The seed pulls the untagged image; the iSQL banner in its session shows release 7.1.0.5.1, so the
 # default pins that release: a re-run months later must start the same server, not whatever
@@ -214,23 +214,6 @@ def _canonical_type(text: str) -> str | None:
     return f"{match['char'].upper()}({int(match['length'])})"
 
 
-def _split_top_level(body: str) -> list[str]:
-    """Split a column list on the commas that are not inside a type's parentheses."""
-    parts, depth, current = [], 0, []
-    for char in body:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [part.strip() for part in parts]
-
-
 def parse_table(text: str) -> TableSpec:
     """Parse ``name (column TYPE [PRIMARY KEY|NOT NULL]…, … [, PRIMARY KEY (a, b)])``.
 
@@ -243,7 +226,7 @@ def parse_table(text: str) -> TableSpec:
     name, problems = match["name"], []
     columns: list[ColumnSpec] = []
     primary_key: list[str] = []
-    for item in _split_top_level(match["body"]):
+    for item in split_top_level(match["body"]):
         if key := _TABLE_PRIMARY_KEY.fullmatch(item):
             primary_key.extend(column.strip() for column in key["columns"].split(","))
             continue
