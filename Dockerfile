@@ -6,7 +6,7 @@
 #     requirements from pyproject.toml;
 #   - unixODBC, for pyodbc (the hook's production "odbc" backend);
 #   - the Altibase ODBC driver and the iSQL client (`is`, a wrapper script around `isql`), copied
-#     from the Altibase server image at the tag the iSQL pods use (altibase_ops.operators.ISQL_IMAGE):
+#     from the Altibase server image at the tag the iSQL pods use (altibase_ops.operators.isql.ALTIBASE_IMAGE):
 #     the client must match the servers' release.
 #
 #   docker build -t altibase-airflow-ops .      (docker compose build does the same)

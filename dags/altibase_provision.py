@@ -47,24 +47,23 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task, task_group
 
-from altibase_ops.isql import StepKind
-from altibase_ops.provision_tasks import (
+from altibase_ops.provision.inspect import inspect_servers, verify_provisioned
+from altibase_ops.provision.operators import (
     ApplyInstanceOperator,
     InstanceReadySensor,
     ProofGapSensor,
     ProofRowOperator,
     ProofRowSensor,
-    ProvisionError,
     ProvisionIsqlOperator,
-    build_plan,
-    connection_problems,
-    inspect_servers,
-    proof_kwargs,
-    provision_params,
-    request_from,
-    step_kwargs,
-    verify_provisioned,
 )
+from altibase_ops.provision.plan import plan_provisioning, proof_kwargs, step_kwargs
+from altibase_ops.provision.request import (
+    ProvisionError,
+    ProvisionRequest,
+    connection_problems,
+    provision_params,
+)
+from altibase_ops.sql.steps import StepKind
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +88,10 @@ with DAG(
 
     @task
     def plan(**context) -> list[dict]:
-        request = request_from(context)
+        request = ProvisionRequest.from_params(context["params"])
         if problems := connection_problems(request):
             raise ProvisionError("cannot provision; nothing was changed:\n  - " + "\n  - ".join(problems))
-        rendered = build_plan(request)
+        rendered = plan_provisioning(request)
         log.info("%s", rendered["text"])
         context["ti"].xcom_push(key="plan", value={"manifests": rendered["manifests"], "text": rendered["text"]})
         return rendered["nodes"]  # what the P6 steps and the P7 proof map over
@@ -106,7 +105,7 @@ with DAG(
 
     @task
     def inspect(**context) -> dict:
-        return inspect_servers(request_from(context), log)
+        return inspect_servers(ProvisionRequest.from_params(context["params"]), log)
 
     @task_group(group_id="p7_proof")
     def p7_proof(origin_conn_id, peer_conn_id, insert, select, delete):
@@ -122,7 +121,7 @@ with DAG(
     @task(trigger_rule=TriggerRule.NONE_FAILED)  # a single server has no P7: its skip is not a failure
     def verify(**context) -> dict:
         params = context["params"]
-        return verify_provisioned(request_from(context), log, timeout=float(params["proof_timeout_seconds"]),
+        return verify_provisioned(ProvisionRequest.from_params(context["params"]), log, timeout=float(params["proof_timeout_seconds"]),
                                   interval=float(params["poke_interval_seconds"]))
 
     planned = plan()

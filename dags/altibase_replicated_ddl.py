@@ -32,21 +32,16 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Label, Param, TriggerRule, task
 
-from altibase_ops.ddl_procedure import VARIANTS, build_plan, format_plan, validate_request
-from altibase_ops.ddl_tasks import (
-    VariantBranchOperator,
-    build_variant,
-    conn_for_role,
-    post_checks,
-    preflight,
-    request_from,
-    restore,
-    service_task_ids,
-    step_task_ids,
-    summarize,
-    wait_for_steps_to_settle,
-)
-from altibase_ops.identifiers import SQL_DIR, SQL_FILTERS
+from altibase_ops.ddl.operators import VariantBranchOperator, build_variant, step_task_ids
+from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
+from altibase_ops.ddl.preflight import preflight
+from altibase_ops.ddl.procedure import VARIANTS
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
+from altibase_ops.ddl.statements import DDL_SQL_FILTERS
+from altibase_ops.ddl.summary import summarize
+from altibase_ops.ddl.verify import post_checks
+from altibase_ops.sql.templates import SQL_DIR, SQL_FILTERS
 
 log = logging.getLogger(__name__)
 # Airflow re-checks every Param's schema against its metaschema for each task when it serialises the
@@ -69,7 +64,7 @@ with DAG(
     default_args={"owner": "dba", "retries": 0},  # no blind retries: a step is re-run by a person, on purpose
     doc_md=__doc__,
     template_searchpath=[str(SQL_DIR)],
-    user_defined_filters={**SQL_FILTERS, "conn_for_role": conn_for_role},
+    user_defined_filters={**SQL_FILTERS, **DDL_SQL_FILTERS},
     params={
         "servers": Param(
             [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
@@ -110,18 +105,19 @@ with DAG(
     },
 ) as dag:
 
+    # Every task rebuilds the validated request from the params (DdlRequest.from_params): XCom carries
+    # only what tasks produce (the plan, audit records, what a service step changed).
     @task
-    def validate_params(**context) -> dict:
-        from altibase_ops.hooks import AltibaseHook
+    def validate_params(**context) -> None:
+        from altibase_ops.hooks.altibase import AltibaseHook
 
-        request = validate_request(dict(context["params"]))
+        request = DdlRequest.from_params(context["params"])
         for server in request.servers:  # the connection must exist: a typo fails here, not mid-procedure
             AltibaseHook.get_connection(server.conn_id)
-        return request.as_dict()
 
     @task
     def recover_leftovers(**context) -> dict | None:
-        request = request_from(context)
+        request = DdlRequest.from_params(context["params"])
         if not request.recover or request.dry_run:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -130,44 +126,43 @@ with DAG(
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def run_preflight(**context) -> dict:
-        return preflight(request_from(context), log)
+        return preflight(DdlRequest.from_params(context["params"]), log)
 
     @task
     def plan(**context) -> list[dict]:
-        request = request_from(context)
-        steps = build_plan(request)
-        log.info("%s", format_plan(request, steps))
+        request = DdlRequest.from_params(context["params"])
+        steps = plan_ddl_run(request)
+        log.info("%s", format_ddl_plan(request, steps))
         return [vars(s) for s in steps]
 
     @task.short_circuit(ignore_downstream_trigger_rules=True)
     def stop_if_dry_run(**context) -> bool:
-        if request_from(context).dry_run:
+        if DdlRequest.from_params(context["params"]).dry_run:
             log.info("dry_run is set: the plan above is what a real run would send; nothing was changed")
             return False
         return True
 
-
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def run_post_checks(**context) -> dict:
-        return post_checks(request_from(context), log)
+        return post_checks(DdlRequest.from_params(context["params"]), log)
 
     # Runs only when something failed: waits for steps still running elsewhere, then restores.
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def run_restore(**context) -> dict:
-        if not context["ti"].xcom_pull(task_ids="choose_variant", key="variant"):
+        if not procedure_began(context):
             from airflow.sdk.exceptions import AirflowSkipException
 
-            # the failure came before the procedure began (validation, preflight): nothing was changed
+            # the failure came before any step ran (validation, preflight): nothing was changed
             raise AirflowSkipException("the procedure never started, so there is nothing to restore")
-        request = request_from(context)
+        request = DdlRequest.from_params(context["params"])
         wait_for_steps_to_settle(context, request, log)
-        records = context["ti"].xcom_pull(task_ids=service_task_ids(request)) or []
+        records = context["ti"].xcom_pull(task_ids=step_task_ids(request, "service")) or []
         history = [r for batch in records if batch for r in batch]
         return restore(request, history, log)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(**context) -> dict:
-        request = request_from(context)
+        request = DdlRequest.from_params(context["params"])
         ti = context["ti"]
         audits = ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or []
         post = ti.xcom_pull(task_ids="run_post_checks")

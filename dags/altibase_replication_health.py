@@ -53,15 +53,8 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 
-from altibase_ops.health import (
-    Thresholds,
-    missing_results,
-    pairs_from_env,
-    read_and_judge,
-    report_table,
-    schedule_from_env,
-    targets,
-)
+from altibase_ops.health.config import pairs_from_env, schedule_from_env, targets
+from altibase_ops.health.judgement import Thresholds, missing_results, read_and_judge, report_table
 
 log = logging.getLogger(__name__)
 SERVER_SCHEMA = {

@@ -28,18 +28,20 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 
-from altibase_ops.isql import StepKind
-from altibase_ops.provision_tasks import (
+from altibase_ops.provision.inspect import plan_teardown
+from altibase_ops.provision.operators import (
     DeleteInstanceOperator,
     InstanceDeletedSensor,
-    ProvisionError,
     ProvisionIsqlOperator,
+)
+from altibase_ops.provision.plan import step_kwargs
+from altibase_ops.provision.request import (
+    ProvisionError,
+    ProvisionRequest,
     connection_problems,
-    plan_teardown,
-    request_from,
-    step_kwargs,
     teardown_params,
 )
+from altibase_ops.sql.steps import StepKind
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ with DAG(
 
     @task
     def plan(**context) -> list[dict]:
-        request = request_from(context)
+        request = ProvisionRequest.from_params(context["params"])
         if problems := connection_problems(request):
             raise ProvisionError("cannot tear down; nothing was changed:\n  - " + "\n  - ".join(problems))
         found = plan_teardown(request, log)

@@ -76,7 +76,8 @@ def main() -> None:
     migrate()
     logging.disable(logging.WARNING)
 
-    from altibase_ops.ddl_procedure import build_plan, format_plan, validate_request
+    from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
+    from altibase_ops.ddl.request import DdlRequest
     from altibase_sim.control import start_daemon, stop_daemon
     from altibase_sim.scenarios import connection_uri, seed_replicated_pair
 
@@ -99,8 +100,8 @@ def main() -> None:
             "service_control": {"mode": "simulator", "state_dir": str(STATE_DIR)},
             "dry_run": False, "poke_interval_seconds": 0.5,
         }
-        request = validate_request(conf)
-        print("\n" + format_plan(request, build_plan(request)) + "\n", flush=True)
+        request = DdlRequest.from_params(conf)
+        print("\n" + format_ddl_plan(request, plan_ddl_run(request)) + "\n", flush=True)
         time.sleep(1)  # let the application load commit rows before the service stops
 
         spec = importlib.util.spec_from_file_location("ddl_dag", ROOT / "dags" / "altibase_replicated_ddl.py")

@@ -14,10 +14,11 @@ import pytest
 import yaml
 from airflow.sdk import Connection
 
-from altibase_ops.health import DEFAULT_PAIRS
-from altibase_ops.hooks import odbc_connection_string
-from altibase_ops.manifests import DBS_MOUNT_PATH, DEFAULT_IMAGE, LOGS_MOUNT_PATH
-from altibase_ops.operators import ISQL_IMAGE
+from altibase_ops.backends.odbc import odbc_connection_string
+from altibase_ops.health.config import DEFAULT_PAIRS
+from altibase_ops.operators.isql import ALTIBASE_IMAGE
+from altibase_ops.provision.manifests import DBS_MOUNT_PATH, LOGS_MOUNT_PATH
+from altibase_ops.provision.spec import DEFAULT_IMAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-init")
@@ -121,7 +122,7 @@ def test_the_altibase_profile_adds_a_replicated_pair(services):
         assert (services[name].get("profiles") == ["altibase"]) == (name in ALTIBASE), name
     for name in ALTIBASE:
         server = services[name]
-        assert server["image"] == ISQL_IMAGE == DEFAULT_IMAGE  # the servers and the client: one release
+        assert server["image"] == ALTIBASE_IMAGE == DEFAULT_IMAGE  # the servers and the client: one release
         assert server["environment"] == {"MODE": "replication", "SLAVE_REP_PORT": "20301"}
         assert server["hostname"] == name
         node = name.rsplit("-", 1)[1]
@@ -141,14 +142,14 @@ def test_the_connections_reach_the_profile_servers_through_the_odbc_driver_in_th
         assert conn.conn_type == "altibase" and conn.host in ALTIBASE and conn.port == 20300
         assert conn.extra_dejson["backend"] == "odbc"
         assert conn.extra_dejson["driver"] == f"{home}/lib/libaltibase_odbc-64bit-ul64.so"
-        text = odbc_connection_string(conn, sysdba=True, masked=True)
+        text = odbc_connection_string(conn, user=conn.login, sysdba=True, masked=True)
         assert f"Server={conn.host};PORT=20300;User=SYS;Password=***" in text and "PRIVILEGE=SYSDBA" in text
 
 
 # ---------------------------------------------------------------------------------- Dockerfile
 def test_the_dockerfile_pins_what_pyproject_pins(dockerfile):
     stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", dockerfile, re.M)
-    assert stages == [(ISQL_IMAGE, "altibase"), (f"apache/airflow:{pinned('apache-airflow')}", "")]
+    assert stages == [(ALTIBASE_IMAGE, "altibase"), (f"apache/airflow:{pinned('apache-airflow')}", "")]
     assert re.search(r'pip install --no-cache-dir "apache-airflow==\$\{AIRFLOW_VERSION\}" /opt/airflow/project$',
                      dockerfile, re.M)
     assert "COPY --chown=airflow:0 pyproject.toml /opt/airflow/project/" in dockerfile  # every pin comes along

@@ -14,20 +14,21 @@ polls are SYSDBA logins too)::
 
 Tasks on different servers (A1 and A2 of a pair) are not serialised against each other. A sensor
 that still meets a busy server (e.g. a person logged in as SYSDBA) reads it as "not yet" and polls
-again (see ``checks.run_check``).
+again (see ``state.checks.run_check``).
 """
 
 from __future__ import annotations
 
 import re
 
+from altibase_ops.sql.identifiers import SERVER_NAME_PATTERN
+
 POOL_PREFIX = "altibase_"
-_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def server_pool(server: str) -> str:
     """The pool of one server: ``altibase_<server>`` with ``-``/``.`` folded to ``_``, lower case."""
-    if not _SERVER_NAME.fullmatch(server or ""):
+    if not SERVER_NAME_PATTERN.fullmatch(server or ""):
         raise ValueError(f"{server!r} is not a server name (letters, digits, '_', '-', '.'; up to 63)")
     return POOL_PREFIX + re.sub(r"[-.]", "_", server.lower())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from altibase_sim.scenarios import connection_uri, seed_replicated_pair
@@ -12,11 +11,11 @@ ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "
 ADD_C3 = "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER DEFAULT 7)"
 
 
-def prepare(sim: Any, topology: str, load: bool = True) -> None:
+def prepare(sim: Any, monkeypatch: Any, topology: str, load: bool = True) -> None:
     """The seed's pair (T1, T2 replicated as the topology runs it), Connections, and the service load."""
     seed_replicated_pair(sim, topology=topology)
     for server in sim.servers():
-        os.environ[f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}"] = connection_uri(server)
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
     if load:
         sim.load_start("node1", table="SYS.T1", sessions=2, interval=0.02)
         if topology == "active_active":

@@ -16,7 +16,7 @@ import pytest
 from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon
 from altibase_sim.registry import STATE_DIR_ENV
 from tests.dags.conftest import DAGS, load_dag
-from tests.plugins.altibase_ops.test_kube_apply import FakeApiServer, pod, rolled_out
+from tests.fakes.kubernetes_api import FakeApiServer, pod, rolled_out
 
 pytestmark = pytest.mark.e2e
 CONN_IDS = ["provision_node1", "provision_node2"]

@@ -21,8 +21,8 @@ VARIANTS = [("active_standby", "can_stop"), ("active_active", "can_stop"), ("act
 
 
 @pytest.mark.parametrize("topology, service_mode", VARIANTS)
-def test_each_variant_applies_the_ddl_under_a_live_load(sim, airflow_db, topology, service_mode):
-    prepare(sim, topology)
+def test_each_variant_applies_the_ddl_under_a_live_load(sim, monkeypatch, airflow_db, topology, service_mode):
+    prepare(sim, monkeypatch, topology)
     dagrun = run_dag(conf(sim, topology, service_mode))
     states = task_states(dagrun)
     assert str(dagrun.state) == "success", {t: s for t, s in states.items() if s not in ("success", "skipped")}
@@ -33,8 +33,8 @@ def test_each_variant_applies_the_ddl_under_a_live_load(sim, airflow_db, topolog
     assert_pair_healthy(sim, topology, ["C1", "C2", "C3"])
 
 
-def test_dry_run_plans_every_statement_and_changes_nothing(sim, airflow_db):
-    prepare(sim, "active_standby", load=False)
+def test_dry_run_plans_every_statement_and_changes_nothing(sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_standby", load=False)
     before = {n: query(sim, n, "SELECT NAME, VALUE1 FROM V$PROPERTY") for n in ("node1", "node2")}
     dagrun = run_dag(conf(sim, "active_standby", "can_stop", dry_run=True))
     states = task_states(dagrun)
@@ -50,8 +50,8 @@ def test_dry_run_plans_every_statement_and_changes_nothing(sim, airflow_db):
         assert query(sim, node, "SELECT NAME, VALUE1 FROM V$PROPERTY") == before[node]
 
 
-def test_bad_input_fails_in_validate_params_before_any_server_is_touched(sim, airflow_db):
-    prepare(sim, "active_standby")
+def test_bad_input_fails_in_validate_params_before_any_server_is_touched(sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_standby")
     dagrun = run_dag(conf(sim, "active_standby", "can_stop", ddl=["DELETE FROM SYS.T1"]))
     states = task_states(dagrun)
     assert states["validate_params"] == "failed"

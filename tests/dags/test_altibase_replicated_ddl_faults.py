@@ -29,8 +29,8 @@ def assert_back_to_normal(sim, topology: str) -> None:
         assert bool(query(sim, node, "SELECT REP_NAME FROM V$REPSENDER")) == (node in senders), node
 
 
-def test_sessions_that_never_drain_abort_before_admin_mode_and_the_service_comes_back(sim, airflow_db):
-    prepare(sim, "active_standby")
+def test_sessions_that_never_drain_abort_before_admin_mode_and_the_service_comes_back(sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_standby")
     held = sim.hold_session("node1", client_info="forgotten batch job")
     dagrun = run_dag(conf(sim, "active_standby", "can_stop", sessions_timeout_seconds=2))
     assert str(dagrun.state) == "failed"
@@ -43,8 +43,8 @@ def test_sessions_that_never_drain_abort_before_admin_mode_and_the_service_comes
     assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])
 
 
-def test_a_gap_that_does_not_drain_times_out_the_flush_and_restore_leaves_admin_mode_off(sim, airflow_db):
-    prepare(sim, "active_active")
+def test_a_gap_that_does_not_drain_times_out_the_flush_and_restore_leaves_admin_mode_off(sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_active")
     sim.pause_sender("node2", "REP1")
     dagrun = run_dag(conf(sim, "active_active", "can_stop", flush_wait_seconds=1))
     assert str(dagrun.state) == "failed"
@@ -57,8 +57,8 @@ def test_a_gap_that_does_not_drain_times_out_the_flush_and_restore_leaves_admin_
 
 
 def test_a_statement_error_after_the_ddl_on_one_server_gives_an_operator_message_and_recover_finishes(
-        sim, airflow_db):
-    prepare(sim, "active_standby")
+        sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_standby")
     sim.fail_once("node2", r"^ALTER TABLE", "11075")  # the standby's DDL fails (lock timeout)
     dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
     assert str(dagrun.state) == "failed"
@@ -76,8 +76,8 @@ def test_a_statement_error_after_the_ddl_on_one_server_gives_an_operator_message
     assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])
 
 
-def test_a_server_that_goes_down_mid_turn_is_reported_and_the_run_recovers_when_it_is_back(sim, airflow_db):
-    prepare(sim, "active_active")
+def test_a_server_that_goes_down_mid_turn_is_reported_and_the_run_recovers_when_it_is_back(sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_active")
     sim.fail_once("node1", r"^ALTER TABLE", "DOWN")  # active1 crashes on its DDL (t1_R5)
     dagrun = run_dag(conf(sim, "active_active", "rolling"))
     assert str(dagrun.state) == "failed"
@@ -89,8 +89,8 @@ def test_a_server_that_goes_down_mid_turn_is_reported_and_the_run_recovers_when_
     assert_pair_healthy(sim, "active_active", ["C1", "C2", "C3"])
 
 
-def test_preflight_refuses_a_sending_standby_and_changes_nothing(sim, airflow_db):
-    prepare(sim, "active_standby", load=False)
+def test_preflight_refuses_a_sending_standby_and_changes_nothing(sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_standby", load=False)
     query(sim, "node2", "ALTER REPLICATION REP1 START")  # the standby sends: ADD/DROP TABLE would fail
     dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
     assert failed_tasks(dagrun) == ["run_preflight", "summary"] or failed_tasks(dagrun) == ["run_preflight"]

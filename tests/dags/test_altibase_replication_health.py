@@ -15,17 +15,13 @@ from typing import Any
 
 import pytest
 
-from altibase_ops.health import (
+from altibase_ops.health.config import (
     DEFAULT_SCHEDULE,
     InvalidPairsError,
-    Reading,
-    Thresholds,
-    judge,
     pairs_from_env,
-    report_table,
     schedule_from_env,
-    targets,
 )
+from altibase_ops.health.judgement import report_table
 from altibase_sim.scenarios import connection_uri, seed_replicated_pair
 from tests.dags.conftest import DAGS, load_dag
 
@@ -94,58 +90,6 @@ def test_a_malformed_pairs_variable_is_an_import_error_naming_it(monkeypatch):
     monkeypatch.setenv("ALTIBASE_HEALTH_PAIRS", "[{'name': 'x'}]")
     with pytest.raises(InvalidPairsError, match="ALTIBASE_HEALTH_PAIRS is not JSON"):
         parse_dag_file()
-
-
-@pytest.mark.parametrize("pairs, message", [
-    ([], "at least one pair"),
-    ([pair("p", "n1", "n2", ("active", "active2"))], "neither active/standby nor active1/active2"),
-    ([pair("p", "n1", "n1")], "different names"),
-    ([{**pair("p", "n1", "n2"), "replication_name": "REP1; DROP"}], r"pairs\[0\].replication_name"),
-    ([pair("p", "n1", "n2"), pair("p", "n1", "n3")], "listed twice"),
-    ([{**pair("p", "n1", "n2"), "servers": [{"name": "n1", "conn_id": "c 1", "role": "active"}] * 2}],
-     r"servers\[0\]"),
-])
-def test_invalid_pairs_are_refused_with_the_entry_named(pairs, message):
-    with pytest.raises(InvalidPairsError, match=message):
-        targets(pairs)
-
-
-def test_targets_know_which_servers_must_send():
-    by_label = {t["label"]: t for t in targets([pair("as", "n1", "n2"),
-                                                pair("aa", "n3", "n4", ("active1", "active2"))])}
-    assert {label: t["expects_sender"] for label, t in by_label.items()} == {
-        "as/n1": True, "as/n2": False, "aa/n3": True, "aa/n4": True}
-    assert by_label["as/n2"]["peer"] == "n1" and by_label["aa/n3"]["topology"] == "active_active"
-
-
-# ----------------------------------------------------------------------------------- judging
-TARGET = targets([pair("p1", "n1", "n2")])[0]
-HEALTHY = dict(reachable=True, admin_mode=0, replication_exists=True, replication_started=True, sender_status=1,
-               rep_gap=0, rep_gap_size=0, receivers=[], sql_apply_enable=0, sql_apply_table_count=0, sessions=3)
-
-
-@pytest.mark.parametrize("change, expected", [
-    ({}, []),
-    ({"rep_gap": 101, "rep_gap_size": 105906176}, ["REP_GAP=101 exceeds max_rep_gap=100 (REP_GAP_SIZE=105906176"]),
-    ({"rep_gap": 100}, []),
-    ({"sender_status": None, "rep_gap": None, "replication_started": False}, ["sender of REP1 is not running"]),
-    ({"sender_status": 2}, ["STATUS=2 (RETRY)"]),
-    ({"sql_apply_enable": 1}, ["REPLICATION_SQL_APPLY_ENABLE=1"]),
-    ({"sql_apply_table_count": 2}, ["SQL_APPLY_TABLE_COUNT=2"]),
-    ({"replication_exists": False}, ["replication REP1 does not exist"]),
-    ({"stalled_rep_sn": 42, "rep_gap": 1, "rep_gap_size": 300}, ["REP_SN stayed at 42 for 10s with REP_GAP_SIZE=300"]),
-])
-def test_each_threshold_names_pair_server_and_value(change, expected):
-    problems = judge(TARGET, Reading(**{**HEALTHY, **change}), Thresholds(max_rep_gap=100, stall_check_seconds=10))
-    assert len(problems) == len(expected)
-    for problem, text in zip(problems, expected, strict=True):
-        assert problem.startswith("pair p1, server n1 (active, altibase_n1): ")
-        assert text in problem
-
-
-def test_a_standby_without_a_sender_is_healthy():
-    standby = targets([pair("p1", "n1", "n2")])[1]
-    assert judge(standby, Reading(**{**HEALTHY, "sender_status": None, "rep_gap": None}), Thresholds(100, 10)) == []
 
 
 # ---------------------------------------------------------------------------- runs (simulator)

@@ -63,10 +63,15 @@ def test_every_dag_file_imports_without_touching_a_database_or_connection(parsed
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
 def test_house_rules(parsed, dag_file):
     dags = {dag_id: d for dag_id, d in parsed["dags"].items() if Path(d["fileloc"]) == dag_file}
-    assert dags, f"{dag_file.name} defines no DAG"
+    assert list(dags) == [dag_file.stem], f"{dag_file.name}: one DAG per file, named after the file"
     for dag_id, dag in dags.items():
-        if dag_id == dag_file.stem:  # one DAG per file, named after it (a second may be a documented twin)
-            assert dag["doc_md"], "the module docstring is the DAG's doc_md"
+        assert dag["doc_md"], f"{dag_id}: the module docstring is the DAG's doc_md"
+        # Every DAG here changes or reads the same servers: two runs at once would race each other's
+        # SYSDBA sessions, creates and proof rows (or double the monitoring load).
+        assert dag["max_active_runs"] == 1, f"{dag_id}: one run at a time"
+        # No blind retries: every step is re-runnable, so a person clears a failed one after reading why
+        # (the health DAG's next scheduled run is its retry).
+        assert dag["retries"] == [0], f"{dag_id}: tasks retry {dag['retries']}, the policy is 0"
         assert dag["tags"], f"{dag_id}: tags"
         assert dag["schedule"] != "NOTSET", f"{dag_id}: explicit schedule"
         assert dag["start_date"] in ("UTC", "Timezone('UTC')"), f"{dag_id}: timezone-aware start_date"

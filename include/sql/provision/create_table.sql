@@ -1,5 +1,5 @@
 {#- P6, every node: a table to replicate, created before the replication object (seed order).
-    params.table is a TableSpec (altibase_ops.manifests): names pass the ident filter,
+    params.table is a TableSpec (altibase_ops.provision.tables): names pass the ident filter,
     column types were checked against the supported types when the spec was built. Unqualified,
     as in the seed: the runner connects as SYS, the only user allowed replication DDL. -#}
 CREATE TABLE {{ params.table.name | ident }} (

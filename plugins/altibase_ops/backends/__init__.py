@@ -1,0 +1,53 @@
+"""How the hook reaches a server: one module per backend, named by the Connection's ``backend`` extra.
+
+- ``odbc`` (``backends/odbc.py``): production, pyodbc and the Altibase ODBC driver.
+- ``simulator`` (``backends/simulator.py``): the embedded simulator; the only module of this package
+  that imports ``altibase_sim``.
+
+A Connection must name its backend. There is no default: a production Connection that forgot its
+extra must fail with a message saying what to set, not quietly talk to a simulator.
+
+Each backend module has ``connect(conn, *, user, sysdba, client_info, login_timeout, log)`` returning
+a DB-API connection (autocommit on), and ``database_error(exc)`` returning ``(code, message)`` for its
+own driver's errors and None for anything else.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from airflow.sdk import Connection
+
+from altibase_ops.exceptions import BackendNotConfiguredError
+
+BACKENDS = ("odbc", "simulator")
+
+
+def backend_name(conn: Connection) -> str:
+    """The ``backend`` extra of ``conn``; BackendNotConfiguredError when it is missing or unknown."""
+    backend = conn.extra_dejson.get("backend")
+    if backend not in BACKENDS:
+        found = "has no 'backend' extra" if backend is None else f"has backend {backend!r}"
+        raise BackendNotConfiguredError(
+            f"Connection {conn.conn_id} {found}: set its extra 'backend' to 'odbc' (a real Altibase: also "
+            f"'driver', the Altibase ODBC driver library) or 'simulator' (the embedded simulator), e.g. "
+            f'{{"backend": "odbc", "driver": "/opt/altibase/lib/libaltibase_odbc-64bit-ul64.so"}}')
+    return backend
+
+
+def backend_module(conn: Connection) -> ModuleType:
+    """The module of ``conn``'s backend, imported only when a Connection names it."""
+    if backend_name(conn) == "odbc":
+        from altibase_ops.backends import odbc
+
+        return odbc
+    from altibase_ops.backends import simulator
+
+    return simulator
+
+
+def database_error(exc: BaseException) -> tuple[str | None, str] | None:
+    """(code, message) of a database error from any backend; None for anything else (a bug)."""
+    from altibase_ops.backends import odbc, simulator
+
+    return simulator.database_error(exc) or odbc.database_error(exc)

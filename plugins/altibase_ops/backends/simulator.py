@@ -1,0 +1,64 @@
+"""The embedded default: the Altibase simulator (``altibase_sim``). The only module of this package
+that imports it; the hook, the provisioning target and the service control all ask through here.
+
+Connection extra: ``{"backend": "simulator"}``. Host and port are a simulator server's (or, with
+``ALTIBASE_SIM_STATE_DIR`` set, a name registered in the simulator's registry, such as a provisioned
+node's Service name). ``altibase_sim`` is imported inside the functions, so production code paths
+never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Connection
+
+from altibase_ops.exceptions import AltibaseServerError
+
+DEFAULT_PORT = 20300
+# altibase_sim.registry.STATE_DIR_ENV, spelled out so reading it does not import the simulator
+STATE_DIR_ENV = "ALTIBASE_SIM_STATE_DIR"
+
+
+def connect(conn: Connection, *, user: str, sysdba: bool, client_info: str, login_timeout: float,
+            server: str, action: str, log: logging.Logger) -> Any:
+    from altibase_sim import dbapi
+
+    try:
+        return dbapi.connect(host=conn.host or "127.0.0.1", port=int(conn.port or DEFAULT_PORT), user=user,
+                             password=conn.password or "", sysdba=sysdba, client_info=client_info,
+                             login_timeout=login_timeout)
+    except dbapi.Error as exc:
+        raise AltibaseServerError(server, exc.code, exc.message, action=action) from None
+
+
+def database_error(exc: BaseException) -> tuple[str | None, str] | None:
+    """(code, message) for a simulator DB-API error, None for anything else."""
+    if type(exc).__module__.split(".")[0] == "altibase_sim" and hasattr(exc, "code") and hasattr(exc, "message"):
+        return exc.code, exc.message  # type: ignore[attr-defined]
+    return None
+
+
+# ------------------------------------------------------------------------- the simulator as a target
+def control(state_dir: str | Path | None) -> Any:
+    """A client of the running simulator daemon of ``state_dir`` (servers, faults, the application load)."""
+    from altibase_sim.control import SimulatorControl
+
+    return SimulatorControl(state_dir)
+
+
+def start(state_dir: str | Path) -> Any:
+    """The simulator daemon of ``state_dir``, started when it is not running (the embedded default
+    starts with its first use); its control client."""
+    from altibase_sim.control import start_daemon
+
+    return start_daemon(state_dir)
+
+
+def registered_servers(state_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The servers in the simulator's registry file, by name (no daemon contact)."""
+    from altibase_sim.registry import read_registry
+
+    return read_registry(state_dir).get("servers", {})

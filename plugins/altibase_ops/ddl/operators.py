@@ -1,0 +1,183 @@
+"""The tasks of ``altibase_replicated_ddl``'s procedure: one operator per step, built from the model.
+
+Each step operator is constructed from its ``Step`` only (which step, on which role's server); at run
+time it rebuilds the run's request from the params (``DdlRequest.from_params``) and takes its server,
+its SQL and its waits from there, through the functions of ``ddl/steps.py``. That happens when Airflow
+renders the task's templates, so the task's "Rendered Template" view shows the server and the exact
+SQL, and it happens again when a deferred task resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jinja2
+from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
+
+from altibase_ops.ddl.procedure import VARIANTS, Step, procedure, variant_id
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.steps import step_check, step_script, step_service_target
+from altibase_ops.ddl.verify import RowCountCheckOperator
+from altibase_ops.operators.isql import IsqlOperator
+from altibase_ops.sensors.altibase import ReplicationGapSensor, SessionCountSensor, SqlApplySensor
+from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
+from altibase_ops.sql.isql import parse_output
+from altibase_ops.sql.steps import StatementResult
+
+
+class DdlStepMixin:
+    """A step of the procedure that takes its server and settings from the run's request."""
+
+    step: Step
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        self.apply_request(DdlRequest.from_params(context["params"]))
+
+    def apply_request(self, request: DdlRequest) -> None:
+        raise NotImplementedError
+
+
+class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
+    """An iSQL step on its role's server. Leaves an audit record (XCom ``audit``): server,
+    statements, when, how long, each statement's result — whether the step succeeds or fails. The DDL
+    step (O5/R5) reads its server first and runs only the statements not applied there yet."""
+
+    template_fields: Sequence[str] = (*IsqlOperator.template_fields, "runner")
+
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(altibase_conn_id=f"(the {step.role} server)", sql=f"-- {step.template}, for this run",
+                         step_kind=step.step_kind, **kwargs)
+        self.step = step
+        self._results: list[StatementResult] = []
+
+    def apply_request(self, request: DdlRequest) -> None:
+        self.altibase_conn_id = request.server(self.step.role).conn_id
+        self.runner = request.runner
+        self.sql = step_script(self.step, request)
+
+    def execute(self, context: Context) -> Any:
+        started = time.time()
+        outcome = "failed"
+        try:
+            if self.step.action == "ddl":
+                self.sql = step_script(self.step, DdlRequest.from_params(context["params"]), self.log)
+                if not self.sql:
+                    self.log.info("every DDL statement is already applied on %s", self.altibase_conn_id)
+                    outcome = "success"
+                    return None
+            value = super().execute(context)
+            outcome = "success"
+            return value
+        finally:
+            context["ti"].xcom_push(key="audit", value={
+                "step_id": self.step.step_id, "task_id": self.task_id, "server_role": self.step.role,
+                "conn_id": self.altibase_conn_id, "started": started, "seconds": round(time.time() - started, 3),
+                "outcome": outcome,
+                "statements": [{"statement": r.statement, "result": r.summary, "code": r.code,
+                                "already_done": r.accepted} for r in self._results]})
+
+    def _judge(self, output: str, exit_status: int) -> list[dict[str, Any]] | None:
+        self._results = parse_output(output)
+        return super()._judge(output, exit_status)
+
+
+class _DdlCheckStep(DdlStepMixin):
+    """A sensor step: its server, check arguments and timeout from the request."""
+
+    def apply_request(self, request: DdlRequest) -> None:
+        self.altibase_conn_id = request.server(self.step.role).conn_id
+        _, arguments, self.timeout = step_check(self.step, request)
+        # the check's arguments are the sensor's own (replication_name, max_sessions): same names
+        for name, value in arguments.items():
+            setattr(self, name, value)
+        self.poke_interval = request.poke_interval_seconds
+
+
+class DdlGapSensor(_DdlCheckStep, ReplicationGapSensor):
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(altibase_conn_id=f"(the {step.role} server)", replication_name="(this run's)", **kwargs)
+        self.step = step
+
+
+class DdlSessionSensor(_DdlCheckStep, SessionCountSensor):
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(altibase_conn_id=f"(the {step.role} server)", max_sessions=0, **kwargs)
+        self.step = step
+
+
+class DdlSqlApplySensor(_DdlCheckStep, SqlApplySensor):
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(altibase_conn_id=f"(the {step.role} server)", replication_name="(this run's)", **kwargs)
+        self.step = step
+
+
+class DdlServiceStepOperator(ServiceControlOperator):
+    """A service step (O1, O9, R1c, R13…) on its role's server, as the run's service_control says."""
+
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(action=step.service, step_id=step.step_id, **kwargs)
+        self.step = step
+
+    def service_target(self, context: Context) -> ServiceTarget:
+        return step_service_target(self.step, DdlRequest.from_params(context["params"]))
+
+
+_SENSORS = {"gap": DdlGapSensor, "sessions": DdlSessionSensor, "sql_apply": DdlSqlApplySensor}
+
+
+def build_step(step: Step, service_history: list[str]) -> BaseOperator:
+    common = {"task_id": step.task_id, "doc_md": f"**{step.step_id}** — {step.title} (on the {step.role} server)"}
+    if step.action in ("isql", "ddl"):
+        return DdlIsqlStepOperator(step=step, **common)
+    if step.action in _SENSORS:
+        return _SENSORS[step.action](step=step, **common)
+    if step.action == "verify":
+        return RowCountCheckOperator(**common)
+    return DdlServiceStepOperator(step=step, history_task_ids=list(service_history), **common)
+
+
+def build_variant(topology: str, service_mode: str) -> tuple[TaskGroup, list[Any], list[Any]]:
+    """The variant's TaskGroup: stage after stage, the steps of a stage in parallel.
+    Returns (group, first-stage tasks, last-stage tasks)."""
+    variant = variant_id(topology, service_mode)
+    with TaskGroup(group_id=variant, tooltip=f"DDL, {service_mode.replace('_', ' ')}, "
+                                             f"{topology.replace('_', '-')}") as group:
+        previous: list[Any] = []
+        first: list[Any] = []
+        service_history: list[str] = []
+        for stage in procedure(topology, service_mode):
+            tasks = [build_step(step, service_history) for step in stage]
+            service_history += [f"{variant}.{step.task_id}" for step in stage if step.action == "service"]
+            for upstream in previous:
+                upstream >> tasks
+            previous = tasks
+            first = first or tasks
+    return group, first, previous
+
+
+def step_task_ids(request: DdlRequest, action: str | None = None) -> list[str]:
+    """The task ids of the run's variant (of one action, e.g. ``service``), in procedure order."""
+    return [f"{request.variant}.{s.task_id}" for stage in procedure(request.topology, request.service_mode)
+            for s in stage if action is None or s.action == action]
+
+
+class VariantBranchOperator(BaseBranchOperator):
+    """Branch on topology and service mode; skips every task of the other variants at once.
+
+    Airflow's own branch skips only the branch's direct downstream and lets the skip travel one
+    stage per scheduler loop; with variants of up to 30 stages that would keep the post-checks
+    waiting half a minute for nothing.
+    """
+
+    def choose_branch(self, context: Context) -> list[str]:
+        request = DdlRequest.from_params(context["params"])
+        return [f"{request.variant}.{s.task_id}" for s in procedure(request.topology, request.service_mode)[0]]
+
+    def skip_all_except(self, ti: Any, branch_task_ids: Any) -> None:
+        chosen = {task_id.split(".", 1)[0] for task_id in branch_task_ids}
+        others = {variant_id(t, m) for t, m in VARIANTS} - chosen
+        self.log.info("following %s; skipping the variants %s", sorted(chosen), sorted(others))
+        self.skip(ti, [task for task in self.dag.tasks if task.task_id.split(".", 1)[0] in others])

@@ -1,0 +1,57 @@
+"""The dry-run plan: every step of the chosen variant with the exact statements it would send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from altibase_ops.ddl.procedure import Step, procedure
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.steps import step_script
+from altibase_ops.sql.steps import split_statements
+
+
+@dataclass
+class PlannedStep:
+    stage: int
+    step_id: str
+    task_id: str
+    title: str
+    server: str
+    action: str
+    statements: list[str] = field(default_factory=list)
+
+
+def render_step(step: Step, request: DdlRequest) -> list[str]:
+    """The statements a step sends (checks are described, not sent)."""
+    if step.action in ("isql", "ddl"):
+        return [statement + ";" for statement in split_statements(step_script(step, request))]
+    if step.action == "gap":
+        return [f"-- wait until V$REPGAP shows {request.replication_name} with REP_GAP = 0 "
+                f"(at most {request.gap_timeout_seconds}s)"]
+    if step.action == "sessions":
+        return [f"-- wait until SELECT COUNT(*) FROM V$SESSION WHERE ID <> SESSION_ID() is 0 "
+                f"(at most {request.sessions_timeout_seconds}s)"]
+    if step.action == "sql_apply":
+        return [f"-- confirm V$REPRECEIVER.SQL_APPLY_TABLE_COUNT = 0 for {request.replication_name}"]
+    if step.action == "verify":
+        return [f"-- FLUSH WAIT on every running sender, then SELECT COUNT(*) of {', '.join(request.tables)} "
+                "on every server: must be equal"]
+    return [f"-- service {step.service} ({request.service_control['mode']})"]
+
+
+def plan_ddl_run(request: DdlRequest) -> list[PlannedStep]:
+    plan = []
+    for number, stage in enumerate(procedure(request.topology, request.service_mode), start=1):
+        for step in stage:
+            plan.append(PlannedStep(number, step.step_id, f"{request.variant}.{step.task_id}", step.title,
+                                    request.server(step.role).name, step.action, render_step(step, request)))
+    return plan
+
+
+def format_ddl_plan(request: DdlRequest, plan: list[PlannedStep]) -> str:
+    lines = [f"Plan: {request.variant} on replication {request.replication_name}, tables "
+             f"{', '.join(request.tables)}", ""]
+    for item in plan:
+        lines.append(f"[stage {item.stage:>2}] {item.step_id:<8} {item.title} — {item.server} ({item.task_id})")
+        lines += [f"              {s}" for s in item.statements]
+    return "\n".join(lines)

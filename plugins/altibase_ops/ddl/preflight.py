@@ -1,0 +1,109 @@
+"""Preflight: read-only gates before anything changes (procedures.md, "before you start").
+
+Every problem is named at once, with what to do about it; nothing is changed when one is found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
+
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
+
+
+class PreflightError(AirflowException):
+    """The servers are not in a state the procedure can start from; nothing was changed."""
+
+
+def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
+    """Read-only gates before anything changes. Raises PreflightError naming every problem."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        states = read_all(request)
+    except AirflowException as exc:
+        raise PreflightError(f"a server is not reachable: {exc}") from None
+    senders_needed = request.senders
+    for server in request.servers:
+        state = states[server.name]
+        if not state.replication_exists:
+            problems.append(f"{server.name}: replication {request.replication_name} does not exist")
+            continue
+        missing = [t for t in request.tables if t not in state.items]
+        if missing:
+            # what an interrupted run leaves (after O4/R4): the procedure removes them anyway and adds
+            # them back at O6/R6 (ALTER … DROP TABLE on a table already out is "already done")
+            notes.append(f"{server.name}: {', '.join(missing)} already out of replication {request.replication_name}"
+                         " (resuming an interrupted run)")
+        if len(state.items - set(request.tables)) < 1:
+            problems.append(
+                f"{server.name}: replication {request.replication_name} would lose its last table at the "
+                f"'remove from replication' step (Altibase refuses: ERR-6106F). Add another table to the "
+                f"replication first, or drop and re-create the replication object around the DDL")
+        if state.properties.get("ADMIN_MODE"):
+            problems.append(f"{server.name}: ADMIN_MODE is 1; it must be 0 before the procedure starts. If a "
+                            "failed run of this DAG left it so, trigger again with recover=true (the restore "
+                            "path runs first); if someone else is working on this server, wait for them")
+        for prop, default in DEFAULT_PROPERTIES.items():
+            if prop == "REPLICATION_SQL_APPLY_ENABLE" and request.service_mode == "rolling":
+                continue  # judged below, once we know whether this resumes an interrupted rolling run
+            if state.properties.get(prop) != default:
+                problems.append(f"{server.name}: {prop} is {state.properties.get(prop)}, not its default {default}"
+                                " (the procedure assumes every replication property at its default)")
+        if server.name in senders_needed and not state.sender_running:
+            problems.append(f"{server.name} ({server.role}): the sender of {request.replication_name} is not "
+                            "running; start it and let the gap drain before the procedure (or trigger with "
+                            "recover=true if a failed run of this DAG stopped it)")
+        if server.name not in senders_needed and state.sender_running and request.service_mode == "rolling":
+            notes.append(f"{server.name} ({server.role}): the standby is sending (a switchover left it so); the "
+                         "rolling turns stop both senders before changing a table, and R13 stops it again")
+        elif server.name not in senders_needed and state.sender_running:
+            problems.append(
+                f"{server.name} ({server.role}): the standby is sending. In Active-Standby the procedure stops "
+                "replication only on the active and relies on the standby not sending (ADD/DROP TABLE would "
+                "fail with ERR-6109F). Stop the standby's sender first")
+        for stmt in request.ddl:
+            if stmt.kind == "drop_index":
+                table = state.index_tables.get(stmt.index or "")
+                if table is None:
+                    notes.append(f"{server.name}: index {stmt.index} does not exist (already dropped?)")
+                elif table not in request.tables:
+                    problems.append(f"{server.name}: index {stmt.index} belongs to {table}, not a listed table")
+        for table in request.tables:
+            if table not in state.tables:
+                problems.append(f"{server.name}: table {table} does not exist")
+    if not problems:
+        progress = ddl_progress(request, states)
+        signatures = {}
+        for table in request.tables:
+            by_progress: dict[str, set] = {}
+            for name, state in states.items():
+                by_progress.setdefault(progress[name], set()).add(repr(state.tables[table].signature()))
+            if "partial" in by_progress:
+                problems.append(f"{table}: the DDL is partially applied on "
+                                f"{[n for n, p in progress.items() if p == 'partial']}; finish or undo it by hand")
+            elif any(len(sigs) > 1 for sigs in by_progress.values()):
+                problems.append(f"{table}: its definition differs between the servers: "
+                                + "; ".join(f"{n}: {states[n].tables[table].signature()}" for n in states))
+            signatures[table] = {n: states[n].tables[table].signature() for n in states}
+        resuming = len(set(progress.values())) > 1
+        if resuming:
+            notes.append("resuming: the DDL is already applied on "
+                         f"{[n for n, p in progress.items() if p == 'after']}; those servers skip it")
+        if request.service_mode == "rolling":
+            for name, state in states.items():
+                if state.properties.get("REPLICATION_SQL_APPLY_ENABLE"):
+                    if resuming:  # an interrupted rolling run: SQL apply carries the different definitions
+                        notes.append(f"{name}: SQL apply mode is on (left by the interrupted run)")
+                    else:
+                        problems.append(f"{name}: REPLICATION_SQL_APPLY_ENABLE is 1, not its default 0 (the "
+                                        "procedure assumes every replication property at its default)")
+    for note in notes:
+        log.info("preflight note: %s", note)
+    if problems:
+        raise PreflightError("preflight found problems, nothing was changed:\n- " + "\n- ".join(problems))
+    report = {name: state.summary() for name, state in states.items()}
+    log.info("preflight passed: %s", report)
+    return {"servers": report, "notes": notes}

@@ -1,0 +1,177 @@
+"""DDL on replicated tables: the vendor's procedure (procedures.md §1-3) as data.
+
+One model, many views: the DAG's task graph, the dry-run plan, the README's step table and the tests
+are all derived from ``procedure(topology, service_mode)`` — a list of *stages*; the steps of one
+stage run in parallel (one per server), each stage after the whole previous one.
+
+Step ids are the manual's (O1…O9, R1a…R13); rolling turns prefix them with the turn (``t1_``, ``t2_``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from altibase_ops.ddl.request import SERVICE_MODES, TOPOLOGY_ROLES, InvalidRequestError
+from altibase_ops.sql.steps import StepKind
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the procedure on one server (by role)."""
+    step_id: str  # O4, R3, t1_R3, ...
+    name: str  # drop_table ... (task id part)
+    title: str
+    action: str  # isql | ddl | gap | sessions | sql_apply | service | verify
+    role: str
+    template: str | None = None  # include/sql/ddl/<verb>_<object>.sql
+    step_kind: str | None = None
+    service: str | None = None  # stop | resume | move_to_peer | restore
+
+    @property
+    def task_id(self) -> str:
+        return f"{self.step_id}_{self.name}_on_{self.role}"
+
+
+def _isql(step_id: str, name: str, title: str, role: str, template: str, kind: StepKind) -> Step:
+    return Step(step_id, name, title, "isql", role, template=template, step_kind=str(kind))
+
+
+def _flush(p: str, role: str) -> Step:
+    return _isql(p, "flush_gap", "flush the replication gap", role, "ddl/flush_replication.sql",
+                 StepKind.REPLICATION_FLUSH)
+
+
+def _gap(p: str, role: str) -> Step:
+    return Step(p, "confirm_gap_zero", "confirm the replication gap is 0", "gap", role)
+
+
+def _stop(p: str, role: str) -> Step:
+    return _isql(p, "stop_replication", "stop replication", role, "ddl/stop_replication.sql",
+                 StepKind.REPLICATION_STOP)
+
+
+def _start(p: str, role: str) -> Step:
+    return _isql(p, "start_replication", "start replication", role, "ddl/start_replication.sql",
+                 StepKind.REPLICATION_START)
+
+
+def _admin(p: str, role: str, on: bool) -> Step:
+    return _isql(p, f"admin_mode_{'on' if on else 'off'}", f"admin mode {'on' if on else 'off'}", role,
+                 f"ddl/set_admin_mode_{'on' if on else 'off'}.sql", StepKind.ADMIN_MODE)
+
+
+def _drop(p: str, role: str) -> Step:
+    return _isql(p, "drop_table", "remove the tables from replication", role, "ddl/drop_replication_table.sql",
+                 StepKind.REPLICATION_DROP_TABLE)
+
+
+def _ddl(p: str, role: str) -> Step:
+    return Step(p, "run_ddl", "run the DDL", "ddl", role, template="ddl/run_ddl.sql", step_kind=str(StepKind.DDL))
+
+
+def _add(p: str, role: str) -> Step:
+    return _isql(p, "add_table", "add the tables back to replication", role, "ddl/add_replication_table.sql",
+                 StepKind.REPLICATION_ADD_TABLE)
+
+
+def _sql_apply(p: str, role: str, on: bool) -> Step:
+    return _isql(p, f"sql_apply_{'on' if on else 'off'}", f"SQL apply mode {'on' if on else 'off'}", role,
+                 f"ddl/set_sql_apply_{'on' if on else 'off'}.sql", StepKind.SQL_APPLY_MODE)
+
+
+def _sessions(p: str, role: str) -> Step:
+    return Step(p, "confirm_no_sessions", "confirm no other sessions", "sessions", role)
+
+
+def _service(p: str, role: str, service: str, title: str) -> Step:
+    return Step(p, f"service_{service}", title, "service", role, service=service)
+
+
+def _can_stop(roles: tuple[str, ...], senders: tuple[str, ...]) -> list[list[Step]]:
+    """O1-O9. ``senders``: the servers that carry service and send (A, or A1 and A2)."""
+    return [
+        [_service("O1", r, "stop", "stop the application service") for r in senders],
+        [_sessions("O1", r) for r in senders],
+        [_admin("O2", r, True) for r in senders],
+        [_flush("O3a", r) for r in senders],
+        [_gap("O3b", r) for r in senders],
+        [_stop("O3c", r) for r in senders],
+        [_drop("O4", r) for r in roles],
+        [_ddl("O5", r) for r in roles],
+        [_add("O6", r) for r in roles],
+        [_start("O7", r) for r in senders],
+        [_admin("O8", r, False) for r in senders],
+        # extension: compare row counts while the service is still stopped (exact), before O9
+        [Step("O9", "verify_row_counts", "verify row counts are equal before the service resumes", "verify",
+              senders[0])],
+        [_service("O9", r, "resume", "resume the application service") for r in senders],
+    ]
+
+
+def _turn(t: str, x: str, y: str, x_sends: bool, start: tuple[str, ...], x_has_service: bool) -> list[list[Step]]:
+    """R1-R9 for server X while Y carries the service."""
+    stages: list[list[Step]] = []
+    if x_sends:
+        stages += [[_flush(f"{t}R1a", x)], [_gap(f"{t}R1b", x)]]
+    if x_has_service:
+        stages.append([_service(f"{t}R1c", x, "move_to_peer", "move the service to the other server")])
+    stages += [
+        [_sessions(f"{t}R1d", x)],
+        [_admin(f"{t}R2", x, True)],
+        [_stop(f"{t}R3", x), _stop(f"{t}R3", y)],
+        [_drop(f"{t}R4", x)],
+        [_ddl(f"{t}R5", x)],
+        [_add(f"{t}R6", x)],
+        [_sql_apply(f"{t}R7", x, True), _sql_apply(f"{t}R7", y, True)],
+        [_start(f"{t}R8", r) for r in start],
+        [_admin(f"{t}R9", x, False)],
+    ]
+    return stages
+
+
+def procedure(topology: str, service_mode: str) -> list[list[Step]]:
+    """The stages of one variant."""
+    if topology not in TOPOLOGY_ROLES or service_mode not in SERVICE_MODES:
+        raise InvalidRequestError(f"no procedure for {service_mode!r} / {topology!r}")
+    if service_mode == "can_stop":
+        roles = TOPOLOGY_ROLES[topology]
+        return _can_stop(roles, roles if topology == "active_active" else ("active",))
+    if topology == "active_active":
+        a1, a2 = "active1", "active2"
+        return [
+            *_turn("t1_", a1, a2, True, (a1, a2), True),
+            *_turn("t2_", a2, a1, True, (a2, a1), True),
+            [Step("R11", "confirm_sql_apply_zero", "confirm no table is in SQL apply mode", "sql_apply", r)
+             for r in (a1, a2)],
+            [_sql_apply("R12", r, False) for r in (a1, a2)],
+            [_service("R13", a1, "restore", "redistribute the service as it was before")],
+        ]
+    # Extension (procedures.md §2): Active-Standby when the service cannot stop. The standby goes
+    # first (it carries no service and does not send); then the service switches over to it and it
+    # sends to the active while the active takes its turn; finally the service returns and the
+    # standby stops sending again, as an Active-Standby pair should.
+    a, s = "active", "standby"
+    return [
+        *_turn("t1_", s, a, False, (a,), False),
+        [_flush("SW1", a)],
+        [_gap("SW1", a)],
+        [_service("SW2", a, "move_to_peer", "switch the service over to the standby")],
+        [_start("SW3", s)],
+        *_turn("t2_", a, s, True, (a, s), False),
+        [Step("R11", "confirm_sql_apply_zero", "confirm no table is in SQL apply mode", "sql_apply", r)
+         for r in (a, s)],
+        [_sql_apply("R12", r, False) for r in (a, s)],
+        [_service("R13a", s, "stop", "stop the service on the standby")],
+        [_sessions("R13b", s)],
+        [_flush("R13c", s)],
+        [_gap("R13c", s)],
+        [_stop("R13d", s)],
+        [_service("R13e", a, "restore", "the service back on the active")],
+    ]
+
+
+VARIANTS = [(t, m) for m in SERVICE_MODES for t in TOPOLOGY_ROLES]
+
+
+def variant_id(topology: str, service_mode: str) -> str:
+    return f"{service_mode}_{topology}"

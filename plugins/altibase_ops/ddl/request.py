@@ -1,0 +1,186 @@
+"""The DDL run's request: its params, validated before anything touches a server.
+
+Every parameter is checked here, and the message names the parameter. Each task rebuilds the request
+from the run's params (``DdlRequest.from_params``); XCom carries only what tasks produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from altibase_ops.ddl.statements import DdlStatement, InvalidDdlError, parse_ddl
+from altibase_ops.operators.isql import RUNNERS
+from altibase_ops.sql.identifiers import (
+    CONN_ID_PATTERN,
+    SERVER_NAME_PATTERN,
+    InvalidIdentifierError,
+    identifier,
+    qualified_table,
+)
+
+# The roles of a pair's two servers, per topology (procedures.md §1-2).
+TOPOLOGY_ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "active2")}
+SERVICE_MODES = ("can_stop", "rolling")
+SERVICE_CONTROL_MODES = ("manual", "kubernetes", "simulator")
+
+
+class InvalidRequestError(ValueError):
+    """A parameter the DAG refuses, with the parameter's name in the message."""
+
+
+# ------------------------------------------------------------------------------------------ request
+@dataclass
+class Server:
+    name: str
+    conn_id: str
+    role: str
+
+
+@dataclass
+class DdlRequest:
+    """The validated parameters of one run. Every task builds it again from the run's params
+    (``DdlRequest.from_params``): cheap, pure, and the same in every task."""
+    servers: list[Server]
+    topology: str
+    service_mode: str
+    replication_name: str
+    tables: list[str]
+    ddl: list[DdlStatement]
+    service_control: dict[str, Any]
+    runner: str
+    gap_timeout_seconds: int
+    sessions_timeout_seconds: int
+    approval_timeout_minutes: int
+    flush_wait_seconds: int
+    poke_interval_seconds: float
+    dry_run: bool
+    recover: bool = False
+
+    @property
+    def variant(self) -> str:
+        return f"{self.service_mode}_{self.topology}"
+
+    def server(self, role: str) -> Server:
+        return next(s for s in self.servers if s.role == role)
+
+    def peer(self, role: str) -> Server:
+        return next(s for s in self.servers if s.role != role)
+
+    @property
+    def senders(self) -> set[str]:
+        """The servers that must send: both in Active-Active, the active in Active-Standby."""
+        return {s.name for s in self.servers if self.topology == "active_active" or s.role == "active"}
+
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DdlRequest:
+        """The run's params, validated (InvalidRequestError names the parameter)."""
+        return validate_request(dict(params))
+
+
+def _positive_int(params: dict, name: str, default: int, maximum: int) -> int:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidRequestError(f"{name}: must be a whole number from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def _poke_interval(params: dict) -> float:
+    value = params.get("poke_interval_seconds", 5)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 3600:
+        raise InvalidRequestError(f"poke_interval_seconds: must be a number from 0.1 to 3600, got {value!r}")
+    return float(value)
+
+
+def validate_request(params: dict[str, Any]) -> DdlRequest:
+    """Check every parameter before anything touches a server; the message names the parameter."""
+    topology = params.get("topology")
+    if topology not in TOPOLOGY_ROLES:
+        raise InvalidRequestError(f"topology: must be one of {sorted(TOPOLOGY_ROLES)}, got {topology!r}")
+    service_mode = params.get("service_mode")
+    if service_mode not in SERVICE_MODES:
+        raise InvalidRequestError(f"service_mode: must be one of {list(SERVICE_MODES)}, got {service_mode!r}")
+
+    raw_servers = params.get("servers")
+    if not isinstance(raw_servers, list) or len(raw_servers) != 2:
+        raise InvalidRequestError("servers: a replicated pair is exactly two entries {name, conn_id, role}")
+    servers = []
+    for i, entry in enumerate(raw_servers):
+        if not isinstance(entry, dict) or set(entry) - {"name", "conn_id", "role"}:
+            raise InvalidRequestError(f"servers[{i}]: expected an object with name, conn_id and role, got {entry!r}")
+        name, conn_id, role = entry.get("name"), entry.get("conn_id"), entry.get("role")
+        if not isinstance(name, str) or not SERVER_NAME_PATTERN.fullmatch(name):
+            raise InvalidRequestError(f"servers[{i}].name: {name!r} is not a server name (letters, digits, _ . -)")
+        if not isinstance(conn_id, str) or not CONN_ID_PATTERN.fullmatch(conn_id):
+            raise InvalidRequestError(f"servers[{i}].conn_id: {conn_id!r} is not an Airflow connection id")
+        servers.append(Server(name, conn_id, role))
+    roles = sorted(s.role for s in servers)
+    if roles != sorted(TOPOLOGY_ROLES[topology]):
+        raise InvalidRequestError(f"servers: roles {roles} do not match topology {topology!r}, which needs "
+                                  f"{sorted(TOPOLOGY_ROLES[topology])}")
+    if len({s.name for s in servers}) != 2 or len({s.conn_id for s in servers}) != 2:
+        raise InvalidRequestError("servers: the two servers need different names and different conn_ids")
+
+    try:
+        replication_name = identifier(params.get("replication_name"))
+    except InvalidIdentifierError as exc:
+        raise InvalidRequestError(f"replication_name: {exc}") from None
+
+    raw_tables = params.get("tables")
+    if not isinstance(raw_tables, list) or not raw_tables:
+        raise InvalidRequestError("tables: give at least one USER.TABLE")
+    tables = []
+    for i, table in enumerate(raw_tables):
+        try:
+            tables.append(qualified_table(table))
+        except InvalidIdentifierError as exc:
+            raise InvalidRequestError(f"tables[{i}]: {exc}") from None
+    if len(set(tables)) != len(tables):
+        raise InvalidRequestError("tables: a table is listed twice")
+
+    raw_ddl = params.get("ddl")
+    if not isinstance(raw_ddl, list) or not raw_ddl:
+        raise InvalidRequestError("ddl: give at least one DDL statement")
+    ddl = []
+    for i, text in enumerate(raw_ddl):
+        try:
+            stmt = parse_ddl(text)
+        except InvalidDdlError as exc:
+            raise InvalidRequestError(f"ddl[{i}]: {exc}") from None
+        if stmt.table is not None and stmt.table not in tables:
+            raise InvalidRequestError(f"ddl[{i}]: {stmt.table} is not one of the listed tables {tables}")
+        ddl.append(stmt)
+
+    control = params.get("service_control") or {}
+    if not isinstance(control, dict) or control.get("mode") not in SERVICE_CONTROL_MODES:
+        raise InvalidRequestError(f"service_control.mode: must be one of {list(SERVICE_CONTROL_MODES)}")
+    if control["mode"] == "kubernetes":
+        for key in ("namespace",):
+            if not isinstance(control.get(key), str) or not control[key]:
+                raise InvalidRequestError(f"service_control.{key}: required for mode 'kubernetes'")
+        services = control.get("services") or {}
+        deployments = control.get("deployments") or {}
+        if not services and not deployments:
+            raise InvalidRequestError("service_control: mode 'kubernetes' needs 'services' (server name -> "
+                                      "client Service) and/or 'deployments' (server name -> app Deployment)")
+    runner = params.get("runner", "local")
+    if runner not in RUNNERS:
+        raise InvalidRequestError(f"runner: must be one of {list(RUNNERS)}, got {runner!r}")
+    dry_run = params.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise InvalidRequestError(f"dry_run: must be true or false, got {dry_run!r}")
+    recover = params.get("recover", False)
+    if not isinstance(recover, bool):
+        raise InvalidRequestError(f"recover: must be true or false, got {recover!r}")
+    return DdlRequest(
+        servers=servers, topology=topology, service_mode=service_mode, replication_name=replication_name,
+        tables=tables, ddl=ddl, service_control=control, runner=runner,
+        gap_timeout_seconds=_positive_int(params, "gap_timeout_seconds", 300, 86400),
+        sessions_timeout_seconds=_positive_int(params, "sessions_timeout_seconds", 300, 86400),
+        approval_timeout_minutes=_positive_int(params, "approval_timeout_minutes", 60, 10080),
+        flush_wait_seconds=_positive_int(params, "flush_wait_seconds", 60, 3600),
+        poke_interval_seconds=_poke_interval(params),
+        dry_run=dry_run, recover=recover,
+    )

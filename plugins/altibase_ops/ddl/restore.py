@@ -1,0 +1,157 @@
+"""Restore: after a failure at any step, bring every server back to a safe state, or say exactly why
+not and what an operator must do. Never guesses.
+
+Every statement goes through ``ddl/steps.run_on`` (the hook and the one "already done" table); every
+decision reads the servers first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowException
+
+from altibase_ops.ddl.procedure import VARIANTS, variant_id
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.state import ddl_progress, read_all
+from altibase_ops.ddl.steps import render_ddl_sql, run_on
+from altibase_ops.service.control import perform
+from altibase_ops.sql.steps import StepKind
+
+# Task states in which a step may still hold a session on a server.
+_UNSETTLED = {"running", "queued", "scheduled", "deferred", "up_for_retry", "up_for_reschedule", "restarting"}
+# Task states of a step that never started.
+_NOT_STARTED = {None, "none", "skipped", "upstream_failed", "removed"}
+
+
+class UnsafeToRestoreError(AirflowException):
+    """Restoring further would mean guessing; the message says what each server is in and what to do."""
+
+
+def variant_step_states(context: Context, variant: str) -> dict[str, str | None]:
+    """The states of one variant's tasks in this run (task id -> state), as Airflow records them."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, task_group_id=variant, run_ids=[ti.run_id])
+    return dict(states.get(ti.run_id) or {})
+
+
+def procedure_began(context: Context) -> bool:
+    """Whether any step of any variant started in this run: before that nothing was changed, so there
+    is nothing to restore. Read from Airflow's task states, so it holds even when the params are
+    invalid (the request cannot be built) or the branch never ran."""
+    for topology, mode in VARIANTS:
+        if any(state not in _NOT_STARTED for state in variant_step_states(context, variant_id(topology, mode)).values()):
+            return True
+    return False
+
+
+def wait_for_steps_to_settle(context: Context, request: DdlRequest, log: Any, timeout: float = 600) -> None:
+    """Before restoring: let steps still running on other servers finish (they hold SYSDBA sessions)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = sorted(t for t, state in variant_step_states(context, request.variant).items() if state in _UNSETTLED)
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise AirflowException(f"steps still running after {timeout}s: {busy}; restore does not run beside them")
+        log.info("restore waits for steps still running: %s", busy)
+        time.sleep(1)
+
+
+def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
+            resumable_ok: bool = False) -> dict[str, Any]:
+    """Put every server back to a safe state; never guess.
+
+    Admin mode goes back to 0. Tables out of replication go back in where their definitions agree —
+    and, in rolling mode, also where they differ, because there the procedure's own answer to different
+    definitions is SQL apply mode (R7), which restore then switches on so replication can run (in
+    can_stop mode it never does). Replication restarts where the handshake succeeds; the service
+    comes back only when the pair replicates every listed table. Otherwise: UnsafeToRestoreError with
+    the state of each server and what an operator must do.
+    """
+    rep = request.replication_name
+    rolling = request.service_mode == "rolling"
+    actions: list[str] = []
+    notes: list[str] = []
+    states = read_all(request)
+    needs_sender = request.senders
+    for server in request.servers:
+        if states[server.name].properties.get("ADMIN_MODE"):
+            run_on(server.conn_id, render_ddl_sql("ddl/set_admin_mode_off.sql", request), StepKind.ADMIN_MODE)
+            actions.append(f"{server.name}: ADMIN_MODE = 0")
+    states = read_all(request)
+    differs = {t: not (all(t in s.tables for s in states.values())
+                       and len({repr(s.tables[t].signature()) for s in states.values()}) == 1) for t in request.tables}
+    missing = {n: [t for t in request.tables if t not in s.items and (rolling or not differs[t])]
+               for n, s in states.items()}
+    if any(missing.values()):
+        # ADD TABLE needs replication stopped here and the peer not sending: stop both, add, restart below
+        for server in request.servers:
+            if states[server.name].sender_running:
+                run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
+                actions.append(f"{server.name}: replication stopped to re-add tables")
+        for server in request.servers:
+            if missing[server.name]:
+                run_on(server.conn_id, render_ddl_sql("ddl/add_replication_table.sql", request,
+                                                      tables=missing[server.name]), StepKind.REPLICATION_ADD_TABLE)
+                actions.append(f"{server.name}: {missing[server.name]} added back to replication {rep}")
+        states = read_all(request)
+    if rolling and any(differs.values()):
+        for server in request.servers:
+            if not states[server.name].properties.get("REPLICATION_SQL_APPLY_ENABLE"):
+                run_on(server.conn_id, render_ddl_sql("ddl/set_sql_apply_on.sql", request), StepKind.SQL_APPLY_MODE)
+                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 1 (R7: definitions differ)")
+        notes.append("definitions still differ between the servers; replication runs in SQL apply mode until a "
+                     "run with recover=true finishes the procedure")
+    start_failures = []
+    for server in request.servers:
+        wanted = server.name in needs_sender or states[server.name].is_started
+        if wanted and not states[server.name].sender_running:
+            try:
+                run_on(server.conn_id, render_ddl_sql("ddl/start_replication.sql", request),
+                       StepKind.REPLICATION_START)
+                actions.append(f"{server.name}: replication {rep} started")
+            except AirflowException as exc:
+                start_failures.append(f"{server.name}: START failed: {exc}")
+    states = read_all(request)
+    if rolling and not any(differs.values()) and not start_failures:
+        for server in request.servers:  # the turns are done: R11/R12
+            state = states[server.name]
+            if state.properties.get("REPLICATION_SQL_APPLY_ENABLE") and not state.sql_apply_table_count:
+                run_on(server.conn_id, render_ddl_sql("ddl/set_sql_apply_off.sql", request), StepKind.SQL_APPLY_MODE)
+                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 0 (R12: definitions agree)")
+        states = read_all(request)
+    unsafe = list(start_failures)
+    for table, differ in differs.items():
+        if differ and not rolling:
+            unsafe.append(f"{table}: definitions differ between servers and SQL apply is off ("
+                          + "; ".join(f"{n} {'has the DDL' if ddl_progress(request, {n: s})[n] == 'after' else 'does not'}"
+                                      for n, s in states.items()) + ")")
+    for name, state in states.items():
+        out = [t for t in request.tables if t not in state.items]
+        if out:
+            unsafe.append(f"{name}: {out} not in replication {rep}")
+    if not unsafe and service_history:
+        for record in perform("restore", request.service_control, "", "", service_history):
+            actions.append(f"service on {record['server']}: back to {record['state']}")
+    report = {"actions": actions, "notes": notes, "unsafe": unsafe,
+              "servers": {n: s.summary() for n, s in states.items()}}
+    for line in actions + notes:
+        log.info("restore: %s", line)
+    if unsafe and resumable_ok and not start_failures:
+        # recover=true before a new run: tables out of replication with the DDL applied on some servers
+        # is exactly what the procedure finishes (DDL skipped where applied, tables re-added at O6/R6)
+        log.info("restore: left for the procedure to finish: %s", unsafe)
+        return report
+    if unsafe:
+        raise UnsafeToRestoreError(
+            "restore stopped short of guessing. What it did: " + ("; ".join(actions) or "nothing") +
+            ".\nWhat is not safe:\n- " + "\n- ".join(unsafe) +
+            "\nServer states: " + repr(report["servers"]) +
+            "\nThe application service is still stopped. To finish: fix the cause shown in the failed task's "
+            "log, then clear this run (or trigger a new run with the same parameters and recover=true): every "
+            "step reads the state first, skips what is done (the DDL where it is already applied) and completes "
+            "the procedure. To undo instead, run the inverse DDL on the servers that have it, by hand.")
+    return report

@@ -1,0 +1,172 @@
+"""The user's DDL statements: what the DAG accepts, which table each one changes, and whether a server
+already has it applied (so a re-run skips what is done instead of failing on it).
+
+Accepted, one statement per list entry, each on a table listed in ``tables`` (Altibase syntax):
+
+    ALTER TABLE u.t ADD COLUMN ( c TYPE [DEFAULT v] [NOT NULL] [, ...] )
+    ALTER TABLE u.t DROP COLUMN c
+    ALTER TABLE u.t MODIFY COLUMN ( c TYPE [NOT NULL] )
+    CREATE [UNIQUE] INDEX [u.]i ON u.t ( c [, ...] )
+    DROP INDEX [u.]i                  (its table is looked up on the servers in preflight)
+    TRUNCATE TABLE u.t
+
+Anything else — DML, DROP TABLE, a second statement, comments — is refused before any server is
+touched. An unqualified table name means SYS's table, because the DAG runs the DDL as SYS.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from altibase_ops.sql.identifiers import IDENTIFIER_PATTERN, split_top_level
+from altibase_ops.state.catalog import TYPE_CODES, TableState
+
+_TYPE = r"(?:INTEGER|INT|BIGINT|SMALLINT|NUMERIC|DECIMAL|NUMBER|CHAR|VARCHAR|NCHAR|NVARCHAR|DATE|DOUBLE|FLOAT|REAL)"
+_NAME = r"[A-Za-z][A-Za-z0-9_]{0,39}"
+_QNAME = rf"(?:{_NAME}\.)?{_NAME}"
+_COLUMN_DEF = re.compile(
+    rf"^\s*(?P<name>{_NAME})\s+(?P<type>{_TYPE})(?:\s*\(\s*(?P<precision>\d+)\s*(?:,\s*(?P<scale>\d+)\s*)?\))?"
+    rf"(?P<rest>(?:\s+DEFAULT\s+(?:-?\d+(?:\.\d+)?|'[^']*'|NULL)|\s+NOT\s+NULL|\s+NULL)*)\s*$",
+    re.IGNORECASE)
+_FORMS = [
+    ("add_column", re.compile(rf"^ALTER\s+TABLE\s+(?P<table>{_QNAME})\s+ADD\s+COLUMN\s*\((?P<body>.+)\)$",
+                              re.IGNORECASE | re.DOTALL)),
+    ("drop_column", re.compile(rf"^ALTER\s+TABLE\s+(?P<table>{_QNAME})\s+DROP\s+COLUMN\s+(?P<column>{_NAME})$",
+                               re.IGNORECASE)),
+    ("modify_column", re.compile(rf"^ALTER\s+TABLE\s+(?P<table>{_QNAME})\s+MODIFY\s+COLUMN\s*\((?P<body>.+)\)$",
+                                 re.IGNORECASE | re.DOTALL)),
+    ("create_index", re.compile(rf"^CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?P<index>{_QNAME})\s+ON\s+"
+                                rf"(?P<table>{_QNAME})\s*\((?P<columns>[^()]+)\)$", re.IGNORECASE)),
+    ("drop_index", re.compile(rf"^DROP\s+INDEX\s+(?P<index>{_QNAME})$", re.IGNORECASE)),
+    ("truncate", re.compile(rf"^TRUNCATE\s+TABLE\s+(?P<table>{_QNAME})$", re.IGNORECASE)),
+]
+_TYPE_ALIASES = {"INT": "INTEGER", "DECIMAL": "NUMERIC"}
+
+
+class InvalidDdlError(ValueError):
+    """A DDL statement the DAG will not run."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_name: str
+    precision: int | None
+    scale: int | None
+    not_null: bool
+
+
+@dataclass(frozen=True)
+class DdlStatement:
+    text: str  # as the user wrote it (without a trailing ';')
+    kind: str  # add_column | drop_column | modify_column | create_index | drop_index | truncate
+    table: str | None  # USER.TABLE; None for DROP INDEX until preflight resolves it
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+    column: str | None = None  # drop_column
+    index: str | None = None  # USER.INDEX for create_index / drop_index
+
+    def with_table(self, table: str) -> DdlStatement:
+        return DdlStatement(self.text, self.kind, table, self.columns, self.column, self.index)
+
+
+def _qualify(name: str) -> str:
+    parts = name.upper().split(".")
+    return ".".join(parts) if len(parts) == 2 else f"SYS.{parts[0]}"
+
+
+def _column_defs(body: str, text: str) -> tuple[Column, ...]:
+    columns = []
+    for part in split_top_level(body):
+        match = _COLUMN_DEF.match(part)
+        if not match:
+            raise InvalidDdlError(f"{text!r}: cannot read the column definition {part.strip()!r}")
+        type_name = match["type"].upper()
+        columns.append(Column(match["name"].upper(), _TYPE_ALIASES.get(type_name, type_name),
+                              int(match["precision"]) if match["precision"] else None,
+                              int(match["scale"]) if match["scale"] else None,
+                              bool(re.search(r"NOT\s+NULL", match["rest"] or "", re.IGNORECASE))))
+    return tuple(columns)
+
+
+def parse_ddl(text: Any) -> DdlStatement:
+    """One statement of the ``ddl`` parameter, or InvalidDdlError saying why not."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidDdlError(f"{text!r}: a DDL statement must be non-empty text")
+    stripped = text.strip()
+    if stripped.endswith(";"):
+        stripped = stripped[:-1].rstrip()
+    if ";" in stripped.replace("';'", ""):
+        raise InvalidDdlError(f"{text!r}: one statement per entry (found ';' inside)")
+    if "--" in stripped or "/*" in stripped:
+        raise InvalidDdlError(f"{text!r}: comments are not allowed in DDL statements")
+    first = stripped.split(None, 1)[0].upper()
+    if first in ("INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "UPSERT", "COMMIT", "ROLLBACK"):
+        raise InvalidDdlError(f"{text!r}: DML is not DDL; this DAG runs only DDL")
+    if re.match(r"^DROP\s+TABLE\b", stripped, re.IGNORECASE):
+        raise InvalidDdlError(f"{text!r}: DROP TABLE of a replicated table is refused by Altibase (ERR-3103F) "
+                              "and is not part of this procedure")
+    for kind, pattern in _FORMS:
+        match = pattern.match(stripped)
+        if not match:
+            continue
+        groups = match.groupdict()
+        table = _qualify(groups["table"]) if groups.get("table") else None
+        if kind in ("add_column", "modify_column"):
+            columns = _column_defs(groups["body"], text)
+            if kind == "modify_column" and len(columns) != 1:
+                raise InvalidDdlError(f"{text!r}: MODIFY COLUMN one column per statement")
+            return DdlStatement(stripped, kind, table, columns=columns)
+        if kind == "drop_column":
+            return DdlStatement(stripped, kind, table, column=groups["column"].upper())
+        if kind == "create_index":
+            for col in groups["columns"].split(","):
+                if not IDENTIFIER_PATTERN.fullmatch(col.strip()):
+                    raise InvalidDdlError(f"{text!r}: {col.strip()!r} is not a column name")
+            return DdlStatement(stripped, kind, table, index=_qualify(groups["index"]))
+        if kind == "drop_index":
+            return DdlStatement(stripped, kind, None, index=_qualify(groups["index"]))
+        return DdlStatement(stripped, kind, table)
+    raise InvalidDdlError(
+        f"{text!r}: not an accepted DDL form (ALTER TABLE … ADD COLUMN (…) / DROP COLUMN c / MODIFY COLUMN (…), "
+        "CREATE [UNIQUE] INDEX … ON …(…), DROP INDEX …, TRUNCATE TABLE …)")
+
+
+def ddl_statement(text: Any) -> str:
+    """The ``ddl`` filter of the SQL templates: a statement, only after ``parse_ddl`` accepted it."""
+    return parse_ddl(text).text
+
+
+# The DDL job's template filters, beside the shared identifier filters (include/sql/ddl/run_ddl.sql).
+DDL_SQL_FILTERS = {"ddl": ddl_statement}
+
+
+def _matches(column: Column, state: dict[str, Any]) -> bool:
+    if int(state["DATA_TYPE"]) != TYPE_CODES[column.type_name]:
+        return False
+    if column.precision is not None and int(state["PRECISION"]) != column.precision:
+        return False
+    if column.scale is not None and int(state["SCALE"] or 0) != column.scale:
+        return False
+    return not column.not_null or state["IS_NULLABLE"] == "F"
+
+
+def is_applied(stmt: DdlStatement, state: TableState) -> bool | None:
+    """True when the server already shows the statement's effect, False when not; None when the
+    effect cannot be read from the definition (TRUNCATE: always safe to run again)."""
+    if stmt.kind == "add_column":
+        present = [c.name in state.columns for c in stmt.columns]
+        if any(present) and not all(present):
+            raise InvalidDdlError(f"{stmt.text!r} is half applied: some of its columns exist, some do not")
+        return all(present)
+    if stmt.kind == "drop_column":
+        return stmt.column not in state.columns
+    if stmt.kind == "modify_column":
+        column = stmt.columns[0]
+        return column.name in state.columns and _matches(column, state.columns[column.name])
+    if stmt.kind == "create_index":
+        return stmt.index in state.indexes
+    if stmt.kind == "drop_index":
+        return stmt.index not in state.indexes
+    return None

@@ -1,0 +1,1 @@
+"""Hooks: ``AltibaseHook`` (sessions on one server from an Airflow Connection)."""

@@ -1,0 +1,1 @@
+"""Operators: ``IsqlOperator`` (an iSQL script on one server, locally or in a pod)."""

@@ -1,0 +1,1 @@
+"""Sensors: replication gap, session count and SQL apply count (deferrable)."""

@@ -1,0 +1,90 @@
+"""ServiceControlOperator: one service step of a procedure, by a person or automatically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowException
+
+from altibase_ops.service.control import perform
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """What one service step acts on: whose service, its peer, how, and what to tell a person."""
+
+    control: dict[str, Any]  # {"mode": "manual" | "kubernetes" | "simulator", ...}
+    server: str
+    peer: str
+    approval_timeout: timedelta = timedelta(hours=1)
+    context_md: str = ""  # what the change is about, shown above the request in manual mode
+
+
+class ServiceControlOperator(HITLOperator):
+    """One service step. ``manual``: asks a person (Approve / Reject, with a timeout that fails the
+    task so the restore path runs); otherwise does it and records what it changed.
+
+    Give the target directly (``control``, ``server``, ``peer``) or override ``service_target`` to
+    derive it from the run's params (the DDL DAG does).
+
+    :param action: stop | resume | move_to_peer | restore
+    :param control: the ``service_control`` mode and its settings.
+    :param server: the server whose service this is about; ``peer``: the other one of the pair.
+    :param history_task_ids: earlier service steps of the run whose records resume/restore put back.
+    :param step_id: the procedure's step id (O1, R1c, …), first in the approval's subject.
+    """
+
+    template_fields: Sequence[str] = ("subject", "body")
+
+    def __init__(self, *, action: str, control: dict[str, Any] | None = None, server: str = "", peer: str = "",
+                 history_task_ids: Sequence[str] = (), approval_timeout: timedelta = timedelta(hours=1),
+                 step_id: str = "", **kwargs: Any) -> None:
+        super().__init__(
+            subject=f"{step_id}: {action.replace('_', ' ')} the application service",
+            body=kwargs.pop("body", None),
+            options=["Approve", "Reject"],
+            response_timeout=approval_timeout,
+            **kwargs,
+        )
+        self.action = action
+        self.control = control
+        self.server = server
+        self.peer = peer
+        self.approval_timeout = approval_timeout
+        self.history_task_ids = list(history_task_ids)
+        self.step_id = step_id
+
+    def service_target(self, context: Context) -> ServiceTarget:
+        if not self.control or not self.server:
+            raise AirflowException(f"{self.task_id}: no service target (give control and server)")
+        return ServiceTarget(self.control, self.server, self.peer, self.approval_timeout)
+
+    def execute(self, context: Context) -> Any:
+        target = self.service_target(context)
+        if target.control["mode"] == "manual":
+            self.response_timeout = target.approval_timeout
+            # the step id first: in the Required Actions list it tells O1 from O9, R1c from R13
+            self.subject = f"{self.step_id}: {self.action.replace('_', ' ')} the application service of {target.server}"
+            self.body = (f"{target.context_md}\n\n" if target.context_md else "") + (
+                f"Please **{self.action.replace('_', ' ')}** the application service of **{target.server}** "
+                f"(peer: {target.peer}), then approve. Reject aborts the run; the restore path then puts "
+                f"the servers back (admin mode off, replication restarted where safe).")
+            return super().execute(context)
+        history = [r for records in (context["ti"].xcom_pull(task_ids=self.history_task_ids) or []) if records
+                   for r in records]
+        records = perform(self.action, target.control, target.server, target.peer, history)
+        self.log.info("service %s on %s (%s): %s", self.action, target.server, target.control["mode"], records)
+        return records
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        result = super().execute_complete(context, event)
+        if "Approve" not in result["chosen_options"]:
+            raise AirflowException(f"service step {self.action} was rejected by {result['responded_by_user']}; "
+                                   "the run stops here and the restore path runs")
+        return [{"kind": "manual", "server": self.service_target(context).server, "action": self.action,
+                 "approved_by": str(result["responded_by_user"])}]

@@ -1,0 +1,92 @@
+"""Read what the DAGs need to know about one server, on one short SYSDBA session.
+
+Preflight, the DDL step's "already applied?" check, the post-checks and the restore path all read
+state through here, so they agree on what they see. SYSDBA: after ADMIN_MODE = 1 nothing else can
+log in; one session, closed at the end: the server allows a single SYSDBA session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from altibase_ops.hooks.altibase import AltibaseHook
+from altibase_ops.sql.templates import render_sql
+from altibase_ops.state.catalog import TableState
+
+
+@dataclass
+class ServerState:
+    conn_id: str
+    properties: dict[str, int] = field(default_factory=dict)
+    replication_exists: bool = False
+    is_started: bool = False  # SYS_REPLICATIONS_.IS_STARTED
+    sender_running: bool = False  # a V$REPSENDER row
+    sender_status: int | None = None  # its STATUS (0 STOP, 1 RUN, 2 RETRY), None without a row
+    receiver_running: bool = False  # a V$REPRECEIVER row (the peer's sender is connected)
+    receivers: list[dict[str, Any]] = field(default_factory=list)  # {PEER_IP, SQL_APPLY_TABLE_COUNT} per row
+    sql_apply_table_count: int = 0
+    gap: int | None = None  # REP_GAP, None without a running sender
+    gap_size: int | None = None  # REP_GAP_SIZE (bytes), likewise
+    item_count: int = 0
+    items: set[str] = field(default_factory=set)  # USER.TABLE in the replication
+    tables: dict[str, TableState] = field(default_factory=dict)
+    index_tables: dict[str, str] = field(default_factory=dict)  # USER.INDEX -> USER.TABLE
+    row_counts: dict[str, int] = field(default_factory=dict)
+    other_sessions: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"admin_mode": self.properties.get("ADMIN_MODE"), "replication_started": self.is_started,
+                "sender_running": self.sender_running, "receiver_running": self.receiver_running,
+                "gap": self.gap, "sql_apply_enable": self.properties.get("REPLICATION_SQL_APPLY_ENABLE"),
+                "sql_apply_table_count": self.sql_apply_table_count, "tables_in_replication": sorted(self.items),
+                "row_counts": self.row_counts}
+
+
+def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_rows: bool = False,
+               client_info: str = "airflow:altibase_ops", sysdba: bool = True) -> ServerState:
+    """Everything about ``replication_name`` and ``tables`` on one server.
+
+    ``sysdba=False`` is for observers (the health DAG): they must not take the server's single SYSDBA
+    session from a maintenance step, and accept that the login is refused while ADMIN_MODE = 1.
+    """
+    state = ServerState(conn_id)
+    hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=sysdba, client_info=client_info)
+    with hook.session() as session:
+        rows = session.dicts
+        state.properties = {r["NAME"]: int(r["VALUE1"]) for r in rows(render_sql("checks/read_properties.sql"))}
+        rep = rows(render_sql("checks/read_replication.sql"), (replication_name,))
+        if rep:
+            state.replication_exists = True
+            state.is_started = int(rep[0]["IS_STARTED"]) == 1
+            state.item_count = int(rep[0]["ITEM_COUNT"])
+            state.items = {f"{r['LOCAL_USER_NAME']}.{r['LOCAL_TABLE_NAME']}"
+                           for r in rows(render_sql("checks/read_replication_items.sql"), (replication_name,))}
+        senders = rows(render_sql("checks/read_senders.sql"), (replication_name,))
+        state.sender_running = bool(senders)
+        state.sender_status = int(senders[0]["STATUS"]) if senders else None
+        receivers = rows(render_sql("checks/read_receivers.sql"), (replication_name,))
+        state.receiver_running = bool(receivers)
+        state.receivers = [{"PEER_IP": str(r["PEER_IP"]), "SQL_APPLY_TABLE_COUNT": int(r["SQL_APPLY_TABLE_COUNT"])}
+                           for r in receivers]
+        state.sql_apply_table_count = sum(int(r["SQL_APPLY_TABLE_COUNT"]) for r in receivers)
+        gap = rows(render_sql("checks/read_replication_gap.sql", replication_name=replication_name))
+        state.gap = int(gap[0]["REP_GAP"]) if gap else None
+        state.gap_size = int(gap[0]["REP_GAP_SIZE"]) if gap and gap[0]["REP_GAP_SIZE"] is not None else None
+        indexes = rows(render_sql("checks/read_table_indexes.sql"))
+        state.index_tables = {f"{r['USER_NAME']}.{r['INDEX_NAME']}": f"{r['TABLE_USER']}.{r['TABLE_NAME']}"
+                              for r in indexes}
+        for table in tables:
+            user, name = table.split(".")
+            columns = rows(render_sql("checks/read_table_columns.sql"), (user, name))
+            if not columns:
+                continue
+            state.tables[table] = TableState(
+                {c["COLUMN_NAME"]: {k: c[k] for k in ("DATA_TYPE", "PRECISION", "SCALE", "IS_NULLABLE",
+                                                      "COLUMN_ORDER")} for c in columns},
+                {i for i, t in state.index_tables.items() if t == table})
+            if count_rows:
+                state.row_counts[table] = int(rows(render_sql("checks/count_rows.sql", table=table))[0]
+                                              ["ROW_COUNT"])
+        state.other_sessions = len(rows(render_sql("checks/list_sessions.sql")))
+    return state

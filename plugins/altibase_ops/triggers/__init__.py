@@ -1,0 +1,1 @@
+"""Triggers: ``AltibaseCheckTrigger`` (a state check polled in the triggerer for deferred sensors)."""

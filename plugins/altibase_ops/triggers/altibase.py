@@ -1,0 +1,81 @@
+"""AltibaseCheckTrigger: runs one of the checks of ``state/checks.py`` in the triggerer until it settles.
+
+A deferred sensor holds no worker slot; this trigger polls instead. Each poll opens a fresh SYSDBA
+connection and closes it (in a thread: the DB-API call blocks, and the triggerer's event loop must
+not), so no session is held between polls. It fires once: ``done``, ``failed``, ``timeout`` (with
+the last reading in the message) or ``error`` (the check itself raised, e.g. server unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from altibase_ops.state.checks import DONE, FAILED, run_check
+
+
+class AltibaseCheckTrigger(BaseTrigger):
+    """Poll ``check`` (a key of ``altibase_ops.state.checks.CHECKS``) every ``poke_interval`` seconds.
+
+    :param deadline: epoch seconds after which the trigger gives up with a ``timeout`` event; an
+        absolute time, so a trigger re-created after a triggerer restart keeps the same bound.
+    """
+
+    def __init__(
+        self,
+        *,
+        check: str,
+        altibase_conn_id: str,
+        arguments: dict[str, Any],
+        poke_interval: float,
+        deadline: float,
+        client_info: str = "airflow",
+    ) -> None:
+        super().__init__()
+        self.check = check
+        self.altibase_conn_id = altibase_conn_id
+        self.arguments = arguments
+        self.poke_interval = poke_interval
+        self.deadline = deadline
+        self.client_info = client_info
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "check": self.check,
+                "altibase_conn_id": self.altibase_conn_id,
+                "arguments": self.arguments,
+                "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
+                "client_info": self.client_info,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        while True:
+            try:
+                reading = await asyncio.to_thread(
+                    run_check, self.check, self.altibase_conn_id, self.arguments, client_info=self.client_info
+                )
+            except Exception as exc:
+                yield TriggerEvent({"status": "error", "message": str(exc), "value": None})
+                return
+            self.log.info("%s", reading.message)
+            if reading.status in (DONE, FAILED):
+                yield TriggerEvent(reading.as_event())
+                return
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                yield TriggerEvent({
+                    "status": "timeout",
+                    "message": f"{self.check} check still not satisfied at its deadline; last reading: "
+                               f"{reading.message}",
+                    "value": reading.value,
+                })
+                return
+            await asyncio.sleep(min(self.poke_interval, remaining))

@@ -1,0 +1,124 @@
+"""The procedure model and the parameter gate of altibase_replicated_ddl."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from altibase_ops.ddl.plan import plan_ddl_run
+from altibase_ops.ddl.procedure import VARIANTS, procedure
+from altibase_ops.ddl.request import DdlRequest, InvalidRequestError, validate_request
+from altibase_ops.ddl.statements import Column, is_applied, parse_ddl
+from altibase_ops.state.catalog import TableState
+
+GOOD = {
+    "servers": [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
+                {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
+    "topology": "active_standby", "service_mode": "can_stop", "replication_name": "rep1",
+    "tables": ["SYS.T1"], "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"],
+    "service_control": {"mode": "manual"}, "dry_run": False,
+}
+
+
+def with_(path: str, value) -> dict:
+    params = copy.deepcopy(GOOD)
+    target = params
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[int(last) if last.isdigit() else last] = value
+    return params
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("topology", "ring", "topology"),
+    ("service_mode", "yolo", "service_mode"),
+    ("servers", [GOOD["servers"][0]], "servers"),
+    ("servers.1.role", "active", "roles"),
+    ("servers.1.role", "active2", "roles"),
+    ("servers.0.name", "node1; rm -rf /", "servers[0].name"),
+    ("servers.1.conn_id", "altibase_node1", "different"),
+    ("replication_name", "rep1; DROP", "replication_name"),
+    ("replication_name", "1rep", "replication_name"),
+    ("tables", ["T1"], "tables[0]"),
+    ("tables", ["SYS.T1", "SYS.T1"], "twice"),
+    ("tables", ["SYS.T-1"], "tables[0]"),
+    ("ddl", [], "ddl"),
+    ("ddl", ["DELETE FROM SYS.T1"], "DML"),
+    ("ddl", ["INSERT INTO SYS.T1 VALUES (1, 2)"], "DML"),
+    ("ddl", ["DROP TABLE SYS.T1"], "DROP TABLE"),
+    ("ddl", ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER); DROP TABLE SYS.T2"], "one statement"),
+    ("ddl", ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER) -- sneaky"], "comments"),
+    ("ddl", ["ALTER TABLE SYS.T9 ADD COLUMN (C3 INTEGER)"], "not one of the listed tables"),
+    ("ddl", ["ALTER TABLE T1 RENAME TO T2"], "not an accepted DDL form"),
+    ("ddl", ["ALTER TABLE SYS.T1 ADD COLUMN C3 INTEGER"], "not an accepted DDL form"),
+    ("service_control", {"mode": "telepathy"}, "service_control.mode"),
+    ("service_control", {"mode": "kubernetes"}, "namespace"),
+    ("gap_timeout_seconds", 0, "gap_timeout_seconds"),
+    ("dry_run", "no", "dry_run"),
+])
+def test_each_kind_of_bad_parameter_is_refused_with_its_name(path, value, message):
+    with pytest.raises(InvalidRequestError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        validate_request(with_(path, value))
+    assert str(info.value).split(":")[0].split("[")[0].split(".")[0] in {*GOOD, "gap_timeout_seconds", "ddl",
+                                                                        "servers", "tables"}
+
+
+def test_every_task_rebuilds_the_same_request_from_the_params():
+    request = DdlRequest.from_params(GOOD)
+    assert request.replication_name == "REP1"
+    assert DdlRequest.from_params(dict(GOOD)) == request  # pure: the same params, the same request
+    assert GOOD == copy.deepcopy(GOOD) and DdlRequest.from_params(GOOD) == request  # and params untouched
+
+
+def test_the_can_stop_stages_follow_the_manual():
+    stages = procedure("active_standby", "can_stop")
+    order = [s.step_id for stage in stages for s in stage]
+    assert order == ["O1", "O1", "O2", "O3a", "O3b", "O3c", "O4", "O4", "O5", "O5", "O6", "O6", "O7", "O8",
+                     "O9", "O9"]
+    roles = {(s.step_id, s.name): s.role for stage in stages for s in stage}
+    assert roles[("O2", "admin_mode_on")] == "active"  # the standby has no service: no admin mode
+    assert {s.role for stage in stages for s in stage if s.step_id == "O4"} == {"active", "standby"}
+    active_active = procedure("active_active", "can_stop")
+    assert {s.role for s in active_active[2]} == {"active1", "active2"}  # O2 on both, in parallel
+
+
+def test_the_rolling_turns_set_sql_apply_before_start_on_both_servers():
+    for topology in ("active_active", "active_standby"):
+        stages = procedure(topology, "rolling")
+        ids = [s.step_id for stage in stages for s in stage]
+        for turn in ("t1_", "t2_"):
+            assert ids.index(f"{turn}R7") < ids.index(f"{turn}R8")
+            assert ids.index(f"{turn}R3") < ids.index(f"{turn}R4") < ids.index(f"{turn}R5") < ids.index(f"{turn}R6")
+        assert ids.index("R11") < ids.index("R12")
+
+
+def test_every_variant_has_unique_task_ids_and_a_plan():
+    for topology, mode in VARIANTS:
+        task_ids = [s.task_id for stage in procedure(topology, mode) for s in stage]
+        assert len(task_ids) == len(set(task_ids)), (topology, mode)
+    request = validate_request(GOOD)
+    plan = plan_ddl_run(request)
+    assert [p.statements for p in plan if p.step_id == "O5"] == [["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER);"]] * 2
+
+
+@pytest.mark.parametrize("text, state, applied", [
+    ("ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)", {"C1", "C2"}, False),
+    ("ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)", {"C1", "C2", "C3"}, True),
+    ("ALTER TABLE SYS.T1 DROP COLUMN C2", {"C1", "C2"}, False),
+    ("ALTER TABLE SYS.T1 DROP COLUMN C2", {"C1"}, True),
+    ("TRUNCATE TABLE SYS.T1", {"C1"}, None),
+])
+def test_already_applied_is_read_from_the_definition(text, state, applied):
+    table = TableState({c: {"DATA_TYPE": 4, "PRECISION": 0, "SCALE": 0, "IS_NULLABLE": "T", "COLUMN_ORDER": i}
+                        for i, c in enumerate(sorted(state))}, set())
+    assert is_applied(parse_ddl(text), table) is applied
+
+
+def test_modify_column_is_applied_only_when_the_type_matches():
+    stmt = parse_ddl("ALTER TABLE SYS.T1 MODIFY COLUMN (C2 BIGINT NOT NULL)")
+    assert stmt.columns == (Column("C2", "BIGINT", None, None, True),)
+    base = {"PRECISION": 0, "SCALE": 0, "COLUMN_ORDER": 1}
+    assert not is_applied(stmt, TableState({"C2": {**base, "DATA_TYPE": 4, "IS_NULLABLE": "T"}}, set()))
+    assert is_applied(stmt, TableState({"C2": {**base, "DATA_TYPE": -5, "IS_NULLABLE": "F"}}, set()))

@@ -1,0 +1,65 @@
+"""What each step does (``ddl/steps.py``) and how its task takes it from the run's params
+(``ddl/operators.py``): server, SQL and waits come from the request, never from another task's XCom."""
+
+from __future__ import annotations
+
+import logging
+
+from altibase_ops.ddl.operators import DdlGapSensor, DdlIsqlStepOperator, DdlServiceStepOperator, build_step
+from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.steps import step_check, step_script, step_service_target
+from tests.sim.helpers import run
+
+log = logging.getLogger("ddl-steps")
+PARAMS = {
+    "servers": [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
+                {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
+    "topology": "active_standby", "service_mode": "can_stop", "replication_name": "REP1",
+    "tables": ["SYS.T3"], "ddl": ["ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER)"], "runner": "local",
+    "service_control": {"mode": "manual"}, "gap_timeout_seconds": 42, "poke_interval_seconds": 0.5,
+    "approval_timeout_minutes": 7,
+}
+STEPS = {s.task_id: s for stage in procedure("active_standby", "can_stop") for s in stage}
+
+
+def test_the_ddl_step_reads_its_server_first_and_sends_only_what_is_missing(sim, altibase_conns):
+    for node in ("node1", "node2"):
+        run(sim, node, "CREATE TABLE SYS.T3 (C1 INTEGER PRIMARY KEY, C2 INTEGER)")
+    run(sim, "node1", "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER)")  # node1 already has it
+    request = DdlRequest.from_params(PARAMS)
+    on_active, on_standby = STEPS["O5_run_ddl_on_active"], STEPS["O5_run_ddl_on_standby"]
+    assert step_script(on_active, request, log) == ""
+    assert step_script(on_standby, request, log).strip() == "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER);"
+    # without a log (the plan, the rendered template) it is the whole DDL, nothing read
+    assert step_script(on_active, request).strip() == "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER);"
+
+
+def test_an_isql_step_takes_server_runner_and_sql_from_the_params():
+    operator = build_step(STEPS["O3c_stop_replication_on_active"], [])
+    assert isinstance(operator, DdlIsqlStepOperator)
+    operator.render_template_fields({"params": {**PARAMS, "runner": "kubernetes"}})
+    assert operator.altibase_conn_id == "altibase_node1" and operator.runner == "kubernetes"
+    assert operator.sql.strip() == "ALTER REPLICATION REP1 STOP;"
+    assert operator.step_kind == "replication_stop"
+
+
+def test_a_sensor_step_takes_its_server_check_and_timeout_from_the_params():
+    operator = build_step(STEPS["O3b_confirm_gap_zero_on_active"], [])
+    assert isinstance(operator, DdlGapSensor)
+    operator.render_template_fields({"params": PARAMS})
+    assert (operator.altibase_conn_id, operator.replication_name) == ("altibase_node1", "REP1")
+    assert (operator.timeout, operator.poke_interval) == (42, 0.5)
+    assert operator.check_arguments() == {"replication_name": "REP1"}
+    assert step_check(STEPS["O1_confirm_no_sessions_on_active"], DdlRequest.from_params(PARAMS))[:2] == \
+        ("sessions", {"max_sessions": 0})
+
+
+def test_a_service_step_acts_on_its_roles_server_with_the_runs_approval_timeout():
+    step = STEPS["O1_service_stop_on_active"]
+    operator = build_step(step, [])
+    assert isinstance(operator, DdlServiceStepOperator)
+    target = operator.service_target({"params": PARAMS})
+    assert target == step_service_target(step, DdlRequest.from_params(PARAMS))
+    assert (target.server, target.peer, target.approval_timeout.total_seconds()) == ("node1", "node2", 420)
+    assert "REP1" in target.context_md and target.control == {"mode": "manual"}
