@@ -24,15 +24,22 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # Same layout as $ALTIBASE_HOME in the server image, so the facts page's driver path
-# ($ALTIBASE_HOME/lib/libaltibase_odbc-64bit-ul64.so) holds here too. `is` calls
-# ${ALTIBASE_HOME}/bin/isql; both read their messages from ${ALTIBASE_HOME}/msg.
+# ($ALTIBASE_HOME/lib/libaltibase_odbc-64bit-ul64.so) holds here too. The DDL DAG's local runner
+# starts isql itself (ALTIBASE_ISQL_BINARY), never the `is` wrapper: that one adds
+# `-u sys -p MANAGER $*`, which the runner's /NOLOG refuses (ut/isql/src/is).
 ENV ALTIBASE_HOME=/opt/altibase
 COPY --from=altibase /home/altibase/altibase_home/lib/libaltibase_odbc-64bit-ul64.so ${ALTIBASE_HOME}/lib/
-COPY --from=altibase /home/altibase/altibase_home/bin/is /home/altibase/altibase_home/bin/isql ${ALTIBASE_HOME}/bin/
+COPY --from=altibase /home/altibase/altibase_home/bin/isql ${ALTIBASE_HOME}/bin/
 COPY --from=altibase /home/altibase/altibase_home/msg ${ALTIBASE_HOME}/msg
-ENV PATH=${ALTIBASE_HOME}/bin:${PATH}
-# Fail the build, not the first DAG run, when the driver needs a library this image lacks.
-RUN if ldd ${ALTIBASE_HOME}/lib/libaltibase_odbc-64bit-ul64.so | grep 'not found'; then exit 1; fi \
+ENV PATH=${ALTIBASE_HOME}/bin:${PATH} \
+    ALTIBASE_ISQL_BINARY=/opt/altibase/bin/isql
+# iSQL logs in AS SYSDBA only when the process's uid owns the $ALTIBASE_HOME directory itself
+# (checkUser in ut/isql/src/iSQLMain.cpp, else ERR-9100B): the Airflow user (uid 50000) owns it. Run
+# the stack with AIRFLOW_UID=50000, or rebuild with this chown for your uid.
+# Fail the build, not the first DAG run, when the driver or the client needs a library this image
+# lacks (isql links ncurses). ALTIBASE_HOME is the client's only hard requirement to start.
+RUN chown 50000:0 ${ALTIBASE_HOME} \
+ && if ldd ${ALTIBASE_HOME}/lib/libaltibase_odbc-64bit-ul64.so ${ALTIBASE_HOME}/bin/isql | grep 'not found'; then exit 1; fi \
  && test -x ${ALTIBASE_HOME}/bin/isql
 
 USER airflow

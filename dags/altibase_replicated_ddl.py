@@ -34,14 +34,16 @@ from airflow.sdk import DAG, Label, Param, TriggerRule, task
 
 from altibase_ops.ddl.operators import VariantBranchOperator, build_variant, step_task_ids
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
-from altibase_ops.ddl.preflight import preflight
+from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS
 from altibase_ops.ddl.summary import summarize
 from altibase_ops.ddl.verify import post_checks
+from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT
 from altibase_ops.sql.templates import SQL_DIR, SQL_FILTERS
+from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
 
 log = logging.getLogger(__name__)
 # Airflow re-checks every Param's schema against its metaschema for each task when it serialises the
@@ -90,7 +92,22 @@ with DAG(
                                              'Service}, "deployments": {server: Deployment}, '
                                              '"server_selectors": {server: {labels}}}; '
                                              '{"mode": "simulator", "state_dir": …}.', **DRAFT7),
-        "runner": Param("local", enum=["local", "kubernetes"], title="iSQL runner", **DRAFT7),
+        "runner": Param("local", enum=["local", "kubernetes"], title="iSQL runner",
+                        description="local: the Connection's client on the worker (the real `is` for an odbc "
+                                    "Connection, isql-sim for the simulator). kubernetes: a pod per step from the "
+                                    "altibase image.", **DRAFT7),
+        "pod_namespace": Param("default", type="string", title="iSQL pods: namespace", section="Runner kubernetes",
+                               **DRAFT7),
+        "password_secret_name": Param(DEFAULT_SECRET_NAME, type="string", title="iSQL pods: SYS password Secret",
+                                      section="Runner kubernetes",
+                                      description="The Secret provisioning uses too; the pods read it, Airflow never does.",
+                                      **DRAFT7),
+        "password_secret_key": Param(DEFAULT_SECRET_KEY, type="string", title="iSQL pods: key in the Secret",
+                                     section="Runner kubernetes", **DRAFT7),
+        "pod_startup_timeout_seconds": Param(DEFAULT_POD_STARTUP_TIMEOUT, type="integer", minimum=1,
+                                             title="iSQL pods: startup timeout (s)", section="Runner kubernetes",
+                                             description="Includes a node's first pull of the altibase image.",
+                                             **DRAFT7),
         "gap_timeout_seconds": Param(300, type="integer", minimum=1, title="Gap wait (s)", **DRAFT7),
         "sessions_timeout_seconds": Param(300, type="integer", minimum=1, title="Sessions wait (s)", **DRAFT7),
         "approval_timeout_minutes": Param(60, type="integer", minimum=1, title="Approval wait (min)", **DRAFT7),
@@ -109,11 +126,10 @@ with DAG(
     # only what tasks produce (the plan, audit records, what a service step changed).
     @task
     def validate_params(**context) -> None:
-        from altibase_ops.hooks.altibase import AltibaseHook
-
         request = DdlRequest.from_params(context["params"])
-        for server in request.servers:  # the connection must exist: a typo fails here, not mid-procedure
-            AltibaseHook.get_connection(server.conn_id)
+        # each Connection must exist, name its backend and (local runner) have an iSQL client for it:
+        # a typo or a missing client fails here, not mid-procedure
+        check_connections(request)
 
     @task
     def recover_leftovers(**context) -> dict | None:

@@ -160,9 +160,42 @@ def test_the_dockerfile_pins_what_pyproject_pins(dockerfile):
 def test_the_image_has_unixodbc_the_driver_and_the_isql_client(dockerfile):
     assert re.search(r"apt-get install -y --no-install-recommends unixodbc\b", dockerfile)
     copied = " ".join(re.findall(r"^COPY --from=altibase (.+)$", dockerfile, re.M))
-    for path in ("lib/libaltibase_odbc-64bit-ul64.so", "bin/is ", "bin/isql", "/msg"):
+    for path in ("lib/libaltibase_odbc-64bit-ul64.so", "bin/isql", "/msg"):
         assert f"/home/altibase/altibase_home/{path.lstrip('/')}" in copied, path
+    assert "bin/is " not in copied  # the wrapper forces -u sys -p MANAGER, which /NOLOG refuses
     assert "ENV PATH=${ALTIBASE_HOME}/bin:${PATH}" in dockerfile
+    # both libraries checked at build time, and AS SYSDBA needs the Airflow uid to own $ALTIBASE_HOME
+    assert "ldd ${ALTIBASE_HOME}/lib/libaltibase_odbc-64bit-ul64.so ${ALTIBASE_HOME}/bin/isql" in dockerfile
+    assert re.search(r"chown 50000:0 \$\{ALTIBASE_HOME\}", dockerfile)
+
+
+def test_one_sys_password_secret_and_one_client_path_everywhere(dockerfile, services):
+    from airflow.sdk import BaseOperator
+
+    from altibase_ops.backends.odbc import ISQL_BINARY_ENV
+    from altibase_ops.operators.isql import IsqlOperator
+    from altibase_ops.provision.request import provision_params, teardown_params
+    from altibase_ops.provision.spec import ProvisionSpec
+    from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
+    from tests.dags.conftest import load_dag
+
+    home = re.search(r"^ENV ALTIBASE_HOME=(\S+)$", dockerfile, re.M).group(1)
+    assert re.search(rf"^\s*{ISQL_BINARY_ENV}={re.escape(home)}/bin/isql$", dockerfile, re.M)
+    # compose inherits the image's value; a compose override would have to name the same client
+    assert services["airflow-scheduler"]["environment"].get(ISQL_BINARY_ENV, f"{home}/bin/isql") == f"{home}/bin/isql"
+    ddl = load_dag("altibase_replicated_ddl")
+    step = IsqlOperator(task_id="s", altibase_conn_id="c", sql="SELECT 1 FROM DUAL;")
+    assert isinstance(step, BaseOperator)
+    for params in (provision_params(), teardown_params(), ddl.params):
+        value = params["password_secret_name"]
+        assert getattr(value, "value", value) == DEFAULT_SECRET_NAME
+        value = params["password_secret_key"]
+        assert getattr(value, "value", value) == DEFAULT_SECRET_KEY
+    assert (step.password_secret_name, step.password_secret_key) == (DEFAULT_SECRET_NAME, DEFAULT_SECRET_KEY)
+    assert (ProvisionSpec().password_secret.name, ProvisionSpec().password_secret.key) == \
+        (DEFAULT_SECRET_NAME, DEFAULT_SECRET_KEY)
+    readme = (ROOT / "README.md").read_text()
+    assert f"create secret generic {DEFAULT_SECRET_NAME} --from-literal={DEFAULT_SECRET_KEY}=" in readme
 
 
 def test_the_build_context_is_only_what_the_dockerfile_copies(dockerfile):

@@ -8,15 +8,17 @@ A Connection must name its backend. There is no default: a production Connection
 extra must fail with a message saying what to set, not quietly talk to a simulator.
 
 Each backend module has ``connect(conn, *, user, sysdba, client_info, login_timeout, log)`` returning
-a DB-API connection (autocommit on), and ``database_error(exc)`` returning ``(code, message)`` for its
-own driver's errors and None for anything else.
+a DB-API connection (autocommit on), ``database_error(exc)`` returning ``(code, message)`` for its
+own driver's errors and None for anything else, and ``isql_binary(conn)``: the iSQL client the local
+runner starts for that server (the real one for ``odbc``, ``isql-sim`` for ``simulator``).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from airflow.sdk import Connection
+from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from altibase_ops.exceptions import BackendNotConfiguredError
 
@@ -51,3 +53,19 @@ def database_error(exc: BaseException) -> tuple[str | None, str] | None:
     from altibase_ops.backends import odbc, simulator
 
     return simulator.database_error(exc) or odbc.database_error(exc)
+
+
+def connection_problems(conn_id: str, *, runner: str) -> list[str]:
+    """Why ``conn_id`` cannot serve a run, before anything is sent: it does not exist, names no usable
+    backend, or (local iSQL runner) has no iSQL client for its backend. Empty when it can."""
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return [f"Airflow Connection {conn_id!r} not found"]
+    try:
+        module = backend_module(conn)
+        if runner == "local":
+            module.isql_binary(conn)
+    except BackendNotConfiguredError as exc:
+        return [str(exc)]
+    return []

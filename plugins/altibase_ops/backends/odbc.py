@@ -9,7 +9,9 @@ errors are re-raised without the pyodbc frames (whose locals hold the connection
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 from typing import Any
 
 from airflow.sdk import Connection
@@ -18,17 +20,64 @@ from altibase_ops.exceptions import AltibaseServerError, BackendNotConfiguredErr
 
 DEFAULT_PORT = 20300
 MASK = "***"
+# The real iSQL client for the local runner, when the Connection's extra names none (the image sets it).
+ISQL_BINARY_ENV = "ALTIBASE_ISQL_BINARY"
 
 # pyodbc renders each diagnostic record as "[SQLSTATE] message (native error) (SQLFunction)".
 _NATIVE_ERROR = re.compile(r"\((-?\d+)\)\s*\(SQL\w+\)")
 _ERR_CODE = re.compile(r"ERR-([0-9A-Fa-f]{5})")
 
 
-def _odbc_value(value: str) -> str:
-    # ODBC connection-string quoting: braces protect ; = { } and surrounding spaces; } is doubled.
-    if value != value.strip() or any(ch in value for ch in ";={}"):
-        return "{" + value.replace("}", "}}") + "}"
+# How the Altibase driver reads a connection string (ulnConnStrParse, src/ul/uln/ulnParse.c, 7.1): pairs
+# split on ';'; a value is bare (to the next ';', trailing spaces trimmed, '=' '{' '}' taken literally)
+# or "…" (to the next '"', no escape, the quotes kept for the server). Braces mean nothing to it. The
+# server strips one pair of quotes from UID and PWD only (mtl.cpp) and upper-cases the password
+# unless CASE_SENSITIVE_PASSWORD = 1; it takes at most 40 bytes of password, quotes included.
+_WHITESPACE = "\t\n\x0b\x0c\r "
+MAX_PASSWORD_BYTES = 40
+
+
+class UnrepresentableValueError(BackendNotConfiguredError):
+    """A value the Altibase driver's connection-string syntax cannot carry."""
+
+
+def _bare_ok(value: str) -> bool:
+    return (value != "" and ";" not in value and "\0" not in value and value[0] not in _WHITESPACE
+            and value[-1] not in _WHITESPACE and value[0] not in "\"([")
+
+
+def bare_value(name: str, value: str) -> str:
+    """A value for a key the driver does not unquote (Server, NLS_USE, numbers): bare, or refused."""
+    if not _bare_ok(value):
+        raise UnrepresentableValueError(f"{name} {value!r} cannot be written in an Altibase connection string "
+                                        "(empty, or with ';', surrounding spaces or a leading quote/bracket)")
     return value
+
+
+def password_value(password: str) -> str:
+    """PWD's value so that the server receives exactly ``password``: quoted ("…", which carries ';',
+    '=', braces, brackets and edge spaces), or bare where quoting cannot work (a '"' inside, or no room
+    for the quotes within the server's 40 bytes)."""
+    if "\0" in password:
+        raise UnrepresentableValueError("the password contains a NUL byte")
+    quoted = f'"{password}"'
+    if '"' not in password and (len(quoted.encode()) <= MAX_PASSWORD_BYTES or not _bare_ok(password)):
+        return quoted
+    if _bare_ok(password) and not (len(password) >= 2 and password[0] == password[-1] == "'"):
+        return password
+    raise UnrepresentableValueError(
+        "the password cannot be written in an Altibase connection string: it contains '\"' together with ';', "
+        "surrounding spaces or a leading quote; change the SYS password")
+
+
+def user_value(user: str) -> str:
+    """UID's value: bare for a plain name (the server upper-cases it, as Altibase stores names), "…" to
+    keep anything else exactly."""
+    if _bare_ok(user) and all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in user):
+        return user
+    if '"' in user or "\0" in user:
+        raise UnrepresentableValueError(f"the user name {user!r} cannot be written in a connection string")
+    return f'"{user}"'
 
 
 def odbc_connection_string(conn: Connection, *, user: str, sysdba: bool, masked: bool = False) -> str:
@@ -38,15 +87,18 @@ def odbc_connection_string(conn: Connection, *, user: str, sysdba: bool, masked:
     if not driver:
         raise BackendNotConfiguredError(f"Connection {conn.conn_id}: the odbc backend needs extra.driver (the "
                                         "Altibase ODBC driver library or its unixODBC name)")
+    password = password_value(conn.password or "")  # refused before anything is logged, masked or not
     parts = [
+        # first, in unixODBC's own syntax (braces): unixODBC parses the string before the driver does,
+        # takes the first DRIVER/DSN it meets, and passes the string on unchanged; the driver ignores DRIVER
         f"DRIVER={{{driver}}}",
-        f"Server={_odbc_value(conn.host or '')}",
+        f"Server={bare_value('host', conn.host or '')}",
         f"PORT={int(conn.port or DEFAULT_PORT)}",
-        f"User={_odbc_value(user)}",
-        f"Password={MASK if masked else _odbc_value(conn.password or '')}",
+        f"User={user_value(user)}",
+        f"Password={MASK if masked else password}",
     ]
     if extra.get("nls_use"):
-        parts.append(f"NLS_USE={_odbc_value(str(extra['nls_use']))}")
+        parts.append(f"NLS_USE={bare_value('nls_use', str(extra['nls_use']))}")
     if extra.get("login_timeout"):
         parts.append(f"LOGIN_TIMEOUT={int(extra['login_timeout'])}")
     if sysdba:
@@ -88,3 +140,20 @@ def connect(conn: Connection, *, user: str, sysdba: bool, client_info: str, logi
         # "from None": the pyodbc error's frames hold the connection string with the password; a
         # chained traceback would print their locals in some log setups.
         raise AltibaseServerError(server, code, message, action=action) from None
+
+
+def isql_binary(conn: Connection) -> str:
+    """The real iSQL client for ``conn``'s server: the extra ``isql_binary``, else ``$ALTIBASE_ISQL_BINARY``.
+    BackendNotConfiguredError when neither names an executable: never the simulator's client."""
+    configured = conn.extra_dejson.get("isql_binary") or os.environ.get(ISQL_BINARY_ENV)
+    if not configured:
+        raise BackendNotConfiguredError(
+            f"Connection {conn.conn_id} reaches a real Altibase (backend odbc), but no iSQL client is "
+            f"configured for the local runner: set the Connection's extra 'isql_binary' or the worker's "
+            f"{ISQL_BINARY_ENV} to the Altibase client (e.g. /opt/altibase/bin/isql), or use runner "
+            "'kubernetes' (the client of the altibase image)")
+    found = shutil.which(configured)
+    if found is None:
+        raise BackendNotConfiguredError(
+            f"Connection {conn.conn_id}: the iSQL client {configured!r} is not an executable on this worker")
+    return found

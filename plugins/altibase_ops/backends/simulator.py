@@ -10,6 +10,8 @@ never load it.
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,14 @@ def connect(conn: Connection, *, user: str, sysdba: bool, client_info: str, logi
                              login_timeout=login_timeout)
     except dbapi.Error as exc:
         raise AltibaseServerError(server, exc.code, exc.message, action=action) from None
+
+
+def isql_binary(conn: Connection) -> str:
+    """The simulator's iSQL (``isql-sim``): next to the running Python (the project's venv), else on PATH."""
+    beside = Path(sys.executable).parent / "isql-sim"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("isql-sim") or "isql-sim"
 
 
 def database_error(exc: BaseException) -> tuple[str | None, str] | None:

@@ -23,8 +23,6 @@ from altibase_ops.ddl.verify import RowCountCheckOperator
 from altibase_ops.operators.isql import IsqlOperator
 from altibase_ops.sensors.altibase import ReplicationGapSensor, SessionCountSensor, SqlApplySensor
 from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
-from altibase_ops.sql.isql import parse_output
-from altibase_ops.sql.steps import StatementResult
 
 
 class DdlStepMixin:
@@ -45,17 +43,21 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
     statements, when, how long, each statement's result — whether the step succeeds or fails. The DDL
     step (O5/R5) reads its server first and runs only the statements not applied there yet."""
 
-    template_fields: Sequence[str] = (*IsqlOperator.template_fields, "runner")
+    template_fields: Sequence[str] = (*IsqlOperator.template_fields, "runner", "password_secret_name",
+                                      "password_secret_key")
 
     def __init__(self, *, step: Step, **kwargs: Any) -> None:
         super().__init__(altibase_conn_id=f"(the {step.role} server)", sql=f"-- {step.template}, for this run",
                          step_kind=step.step_kind, **kwargs)
         self.step = step
-        self._results: list[StatementResult] = []
 
     def apply_request(self, request: DdlRequest) -> None:
         self.altibase_conn_id = request.server(self.step.role).conn_id
         self.runner = request.runner
+        self.namespace = request.pod_namespace
+        self.startup_timeout_seconds = request.pod_startup_timeout_seconds
+        self.password_secret_name = request.password_secret.name
+        self.password_secret_key = request.password_secret.key
         self.sql = step_script(self.step, request)
 
     def execute(self, context: Context) -> Any:
@@ -77,11 +79,7 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
                 "conn_id": self.altibase_conn_id, "started": started, "seconds": round(time.time() - started, 3),
                 "outcome": outcome,
                 "statements": [{"statement": r.statement, "result": r.summary, "code": r.code,
-                                "already_done": r.accepted} for r in self._results]})
-
-    def _judge(self, output: str, exit_status: int) -> list[dict[str, Any]] | None:
-        self._results = parse_output(output)
-        return super()._judge(output, exit_status)
+                                "already_done": r.accepted} for r in self.results]})
 
 
 class _DdlCheckStep(DdlStepMixin):

@@ -9,12 +9,22 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
+from altibase_ops.backends import connection_problems
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
 
 
 class PreflightError(AirflowException):
     """The servers are not in a state the procedure can start from; nothing was changed."""
+
+
+def check_connections(request: DdlRequest) -> None:
+    """Every server's Connection can serve this run (``backends.connection_problems``); PreflightError
+    naming each problem otherwise. Reads Airflow's Connections only, no server."""
+    problems = [f"{server.name}: {problem}" for server in request.servers
+                for problem in connection_problems(server.conn_id, runner=request.runner)]
+    if problems:
+        raise PreflightError("the Connections cannot serve this run, nothing was changed:\n- " + "\n- ".join(problems))
 
 
 def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:

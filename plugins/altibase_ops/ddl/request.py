@@ -7,11 +7,11 @@ from the run's params (``DdlRequest.from_params``); XCom carries only what tasks
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from altibase_ops.ddl.statements import DdlStatement, InvalidDdlError, parse_ddl
-from altibase_ops.operators.isql import RUNNERS
+from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT, RUNNERS
 from altibase_ops.sql.identifiers import (
     CONN_ID_PATTERN,
     SERVER_NAME_PATTERN,
@@ -19,6 +19,7 @@ from altibase_ops.sql.identifiers import (
     identifier,
     qualified_table,
 )
+from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME, SecretRef, is_dns_label
 
 # The roles of a pair's two servers, per topology (procedures.md §1-2).
 TOPOLOGY_ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "active2")}
@@ -56,6 +57,9 @@ class DdlRequest:
     flush_wait_seconds: int
     poke_interval_seconds: float
     dry_run: bool
+    pod_namespace: str = "default"  # runner kubernetes: where the iSQL pods run
+    pod_startup_timeout_seconds: int = DEFAULT_POD_STARTUP_TIMEOUT  # runner kubernetes: first pull included
+    password_secret: SecretRef = field(default_factory=SecretRef)  # runner kubernetes: the SYS password
     recover: bool = False
 
     @property
@@ -168,6 +172,13 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     runner = params.get("runner", "local")
     if runner not in RUNNERS:
         raise InvalidRequestError(f"runner: must be one of {list(RUNNERS)}, got {runner!r}")
+    pod_namespace = params.get("pod_namespace", "default")
+    if not is_dns_label(pod_namespace):
+        raise InvalidRequestError(f"pod_namespace: {pod_namespace!r} is not a Kubernetes namespace name")
+    password_secret = SecretRef(params.get("password_secret_name", DEFAULT_SECRET_NAME),
+                                params.get("password_secret_key", DEFAULT_SECRET_KEY))
+    if secret_problems := password_secret.problems():
+        raise InvalidRequestError("password_secret_name/password_secret_key: " + "; ".join(secret_problems))
     dry_run = params.get("dry_run", True)
     if not isinstance(dry_run, bool):
         raise InvalidRequestError(f"dry_run: must be true or false, got {dry_run!r}")
@@ -182,5 +193,7 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
         approval_timeout_minutes=_positive_int(params, "approval_timeout_minutes", 60, 10080),
         flush_wait_seconds=_positive_int(params, "flush_wait_seconds", 60, 3600),
         poke_interval_seconds=_poke_interval(params),
-        dry_run=dry_run, recover=recover,
+        dry_run=dry_run, recover=recover, pod_namespace=pod_namespace, password_secret=password_secret,
+        pod_startup_timeout_seconds=_positive_int(params, "pod_startup_timeout_seconds", DEFAULT_POD_STARTUP_TIMEOUT,
+                                                  7200),
     )

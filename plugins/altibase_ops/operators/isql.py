@@ -6,14 +6,19 @@ templates never interpolate a name unchecked::
 
     ALTER REPLICATION {{ params.replication_name | ident }} STOP;
 
-Runners (same script, same ``is`` command line, same output parsing; only the transport differs):
+Runners (same script, same iSQL command line, same output parsing; only the transport differs). The
+client starts with ``/NOLOG`` and reads the script on standard input, whose first line logs in
+(``CONNECT user/"password" [AS SYSDBA]``, see ``sql/isql.py``): the password is in no argv and no
+environment of the client, and iSQL does not echo standard input into the output.
 
-- ``runner="local"``: a subprocess on the worker. The ``is`` binary is ``isql_binary`` (the real
-  client if installed) or, by default, the simulator's ``isql-sim``. The password goes to the child
-  through its environment, the script through a 0600 file in a private temporary directory.
+- ``runner="local"``: a subprocess on the worker. The client is ``isql_binary``, or the one the
+  Connection's backend names: the real ``isql`` for ``odbc`` (extra ``isql_binary`` or
+  ``$ALTIBASE_ISQL_BINARY``; an error when neither is set), ``isql-sim`` for ``simulator``. The script
+  (login included) goes through a 0600 file in a private temporary directory.
 - ``runner="kubernetes"``: a pod from the Altibase image (pinned tag) that sources the client
-  environment and runs ``is`` against the target's Service. The password comes from a Kubernetes
-  Secret into ``$ALTIBASE_PASSWORD``; it is never in the pod's command, args or env values.
+  environment and runs ``isql`` against the target's Service. The password comes from a Kubernetes
+  Secret into ``$ALTIBASE_PASSWORD`` (the login line is written from it by shell builtins); it is never
+  in the pod's command, args or env values.
   The pod is deferrable, streams its logs, and is deleted when done.
 
 Success is read from the output, never from the exit status alone: any ``[ERR-XXXXX : ...]`` fails
@@ -30,10 +35,8 @@ from __future__ import annotations
 import base64
 import os
 import shlex
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,18 +46,24 @@ import jinja2
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
+from altibase_ops.backends import backend_module
 from altibase_ops.hooks.altibase import DEFAULT_PORT, DEFAULT_USER, AltibaseHook
 from altibase_ops.sql.isql import (
+    CONNECT_LABEL,
     ENV_HOST,
     ENV_PASSWORD,
     ENV_PORT,
     ENV_USER,
+    UnusableLoginError,
+    connect_line,
+    connect_line_sh,
     isql_command,
     parse_output,
     query_results,
 )
 from altibase_ops.sql.steps import StepKind, judge_results, split_statements
 from altibase_ops.sql.templates import SQL_DIR, SQL_FILTERS
+from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
 
 # The seed pulls the untagged image; the iSQL banner in its session shows release 7.1.0.5.1, so this
 # pins that release: the client must match the servers' version, and provisioning starts the servers
@@ -65,37 +74,39 @@ ALTIBASE_ENV_FILE = "/home/altibase/set_altibase.env"
 POD_SCRIPT_ENV = "ALTIBASE_SCRIPT"
 POD_XCOM_PATH = "/airflow/xcom/return.json"  # where KubernetesPodOperator's sidecar reads XCom
 RUNNERS = ("local", "kubernetes")
+# KubernetesPodOperator's default (120 s) is shorter than a node's first pull of the ~1 GB image.
+DEFAULT_POD_STARTUP_TIMEOUT = 600
 
 
-ISQL_BINARY_ENV = "ALTIBASE_ISQL_BINARY"
-
-
-def default_isql_binary() -> str:
-    """``$ALTIBASE_ISQL_BINARY`` (a deployment with the real client sets it, e.g. to Altibase's
-    ``isql``), else ``isql-sim`` next to the running Python (the project's venv), else on PATH."""
-    if os.environ.get(ISQL_BINARY_ENV):
-        return os.environ[ISQL_BINARY_ENV]
-    beside = Path(sys.executable).parent / "isql-sim"
-    if beside.exists():
-        return str(beside)
-    return shutil.which("isql-sim") or "isql-sim"
+def client_environment() -> dict[str, str]:
+    """The worker's environment for the client, without Airflow's own secrets: Connections and
+    Variables given as AIRFLOW_CONN_*/AIRFLOW_VAR_* hold passwords the client must not inherit."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
 
 
 def pod_script(*, sysdba: bool, nls_use: str | None, env_file: str, xcom_path: str = POD_XCOM_PATH) -> str:
-    """The pod's ``sh -c`` script: run ``is``, print its output, hand it to Airflow as XCom.
+    """The pod's ``sh -c`` script: log in and run the step with ``isql``, print its output, hand it to
+    Airflow as XCom.
 
-    The output goes to the XCom file (base64: the image has no JSON tool) so the task parses
-    exactly what iSQL printed. The script always exits 0 once iSQL ran: success is judged from the
-    output. (POSIX ``.`` of a missing file would exit the shell silently, hence the ``-r`` test.)
+    The login is the script's first line, written by shell builtins from the Secret's environment
+    variable (``sql.isql.connect_line_sh``), so the password is in no argv. The output goes to the XCom
+    file (base64: the image has no JSON tool) so the task parses exactly what iSQL printed. The script
+    always exits 0 once it ran: success is judged from the output. (POSIX ``.`` of a missing file would
+    exit the shell silently, hence the ``-r`` test.)
     """
     env = shlex.quote(env_file)
-    command = isql_command("is", '"$work/step.sql"', sysdba=sysdba, nls_use=nls_use)
+    command = isql_command('"$ALTIBASE_HOME/bin/isql"', '"$work/step.sql"', nls_use=nls_use)
     return "\n".join([
         f"if [ -r {env} ]; then . {env}; else echo 'cannot read {env_file}' >&2; fi",
         "work=$(mktemp -d)",
-        f'printf \'%s\\n\' "${POD_SCRIPT_ENV}" > "$work/step.sql"',
-        f'{command} > "$work/step.out" 2>&1',
-        "status=$?",
+        f'if ( {connect_line_sh(sysdba=sysdba)}\n) > "$work/step.sql" 2> "$work/step.out"; then',
+        f'  printf \'%s\\n\' "${POD_SCRIPT_ENV}" >> "$work/step.sql"',
+        f"  unset {ENV_PASSWORD}  # in the script now; the client does not inherit it",
+        f'  {command} > "$work/step.out" 2>&1',
+        "  status=$?",
+        "else",
+        "  status=$?",
+        "fi",
         'cat "$work/step.out"',
         f"mkdir -p {shlex.quote(os.path.dirname(xcom_path))}",
         "printf '{\"exit_status\": %d, \"output_base64\": \"%s\"}\\n' "
@@ -119,18 +130,20 @@ class IsqlOperator(BaseOperator):
     :param runner: ``"local"`` (subprocess) or ``"kubernetes"`` (pod).
     :param step_kind: a ``sql.steps.StepKind``; its "already done" codes are accepted, no others.
     :param sysdba: log in with ``-sysdba`` (required once ADMIN_MODE = 1).
-    :param isql_binary: local runner: the ``is`` executable (default: ``isql-sim``).
+    :param isql_binary: local runner: the ``is`` executable (default: the Connection backend's).
     :param isql_timeout: local runner: seconds before the client is killed.
     :param image: kubernetes runner: the Altibase image with the ``is`` client (templated).
     :param namespace: kubernetes runner: the pod's namespace (templated).
     :param target_host: kubernetes runner: the server as the pod sees it (default: the connection's
         host, i.e. the Service name) (templated).
-    :param password_secret_name: kubernetes runner: the Secret holding the user's password.
-    :param password_secret_key: kubernetes runner: its key.
+    :param password_secret_name: kubernetes runner: the Secret holding the user's password
+        (``sys_password.py``: ``altibase-sys-password`` by default).
+    :param password_secret_key: kubernetes runner: its key (``password``).
     :param env_file: kubernetes runner: the client environment file to source.
     :param pod_labels: kubernetes runner: extra pod labels.
     :param container_resources: kubernetes runner: requests/limits (k8s.V1ResourceRequirements).
     :param deferrable: kubernetes runner: wait for the pod in the triggerer.
+    :param startup_timeout_seconds: kubernetes runner: how long the pod may take to start (image pull).
     :param pod_kwargs: kubernetes runner: further KubernetesPodOperator arguments.
     """
 
@@ -153,12 +166,13 @@ class IsqlOperator(BaseOperator):
         namespace: str | None = None,
         kubernetes_conn_id: str | None = "kubernetes_default",
         target_host: str | None = None,
-        password_secret_name: str = "altibase-credentials",
-        password_secret_key: str = "sys-password",
+        password_secret_name: str = DEFAULT_SECRET_NAME,
+        password_secret_key: str = DEFAULT_SECRET_KEY,
         env_file: str = ALTIBASE_ENV_FILE,
         pod_labels: dict[str, str] | None = None,
         container_resources: Any = None,
         deferrable: bool = True,
+        startup_timeout_seconds: int = DEFAULT_POD_STARTUP_TIMEOUT,
         pod_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -180,9 +194,11 @@ class IsqlOperator(BaseOperator):
         self.pod_labels = pod_labels
         self.container_resources = container_resources
         self.deferrable = deferrable
+        self.startup_timeout_seconds = startup_timeout_seconds
         self.pod_kwargs = pod_kwargs
         self._process: subprocess.Popen | None = None
         self._pod_operator: BaseOperator | None = None
+        self.results: list[Any] = []
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:
         # The identifier filters, and include/sql as a last-resort search path, so a template file
@@ -233,8 +249,14 @@ class IsqlOperator(BaseOperator):
             self._pod_operator.on_kill()
 
     def _judge(self, output: str, exit_status: int) -> list[dict[str, Any]] | None:
-        results = judge_results(parse_output(output), split_statements(self.sql), step_kind=self.step_kind,
-                        exit_status=exit_status, output=output)
+        parsed = parse_output(output)
+        statements = [CONNECT_LABEL, *split_statements(self.sql)]  # the login is the script's first line
+        try:
+            judge_results(parsed, statements, step_kind=self.step_kind, exit_status=exit_status, output=output)
+        finally:
+            # the statements' own results, for subclasses (audit) whether the step succeeded or not
+            self.results = parsed[1:] if len(parsed) == len(statements) else parsed
+        results = self.results
         for result in results:
             if result.accepted:
                 self.log.info("%s -> %s: already done for step kind %s", result.statement, result.summary,
@@ -247,21 +269,23 @@ class IsqlOperator(BaseOperator):
 
     def _run_local(self) -> tuple[str, int]:
         conn = AltibaseHook.get_connection(self.altibase_conn_id)
-        binary = self.isql_binary or default_isql_binary()
+        # the client follows the Connection's backend: isql-sim for the simulator, the real client for
+        # a real server (never isql-sim against a real server)
+        binary = self.isql_binary or backend_module(conn).isql_binary(conn)
+        try:
+            login = connect_line(conn.login or DEFAULT_USER, conn.password or "", sysdba=self.sysdba)
+        except UnusableLoginError as exc:
+            raise AirflowException(f"{self.altibase_conn_id}: {exc}") from None
         with tempfile.TemporaryDirectory(prefix="altibase-isql-") as workdir:  # mode 0700
             script = Path(workdir) / "step.sql"
             script.touch(mode=0o600)
-            script.write_text(self.sql if self.sql.endswith("\n") else self.sql + "\n")
-            command = isql_command(binary, shlex.quote(str(script)), sysdba=self.sysdba,
+            # the login (with the password) and the statements, read by iSQL from standard input
+            script.write_text(login + "\n" + (self.sql if self.sql.endswith("\n") else self.sql + "\n"))
+            command = isql_command(shlex.quote(binary), shlex.quote(str(script)),
                                    nls_use=conn.extra_dejson.get("nls_use"))
             self.log.info("Running: %s", command)
-            env = {
-                **os.environ,
-                ENV_HOST: conn.host or "127.0.0.1",
-                ENV_PORT: str(conn.port or DEFAULT_PORT),
-                ENV_USER: conn.login or DEFAULT_USER,
-                ENV_PASSWORD: conn.password or "",
-            }
+            # server and port only: the user and password are in the 0600 script, in no argv or environment
+            env = {**client_environment(), ENV_HOST: conn.host or "127.0.0.1", ENV_PORT: str(conn.port or DEFAULT_PORT)}
             # start_new_session: on_kill and the timeout can stop the client and anything it started
             self._process = subprocess.Popen(
                 ["/bin/sh", "-c", f"exec {command}"], env=env, stdout=subprocess.PIPE,
@@ -324,6 +348,7 @@ class IsqlOperator(BaseOperator):
             get_logs=True,
             do_xcom_push=True,
             deferrable=self.deferrable,
+            startup_timeout_seconds=int(self.startup_timeout_seconds),
             **(self.pod_kwargs or {}),
         )
 

@@ -19,11 +19,9 @@ from altibase_ops.provision.spec import (
 DBS_MOUNT_PATH = "/home/altibase/altibase_home/dbs"
 LOGS_MOUNT_PATH = "/home/altibase/altibase_home/logs"
 CONTAINER_NAME = "altibase"
-# The image's entrypoint logs in with USER_ID/USER_PASSWD (defaults sys/manager) for its own iSQL
-# work. The image has no variable that *sets* the SYS password, so the Secret must hold the SYS
-# password the database actually has (``manager`` on a fresh image) — the same Secret the iSQL
-# runner pods read, which keeps the password out of params, manifests and logs.
-PASSWORD_ENV = "USER_PASSWD"
+# No USER_ID/USER_PASSWD: the image's entrypoint reads them only to run a FILE script, which these
+# pods never do, and no variable of the image *sets* the SYS password. The Secret holds the password
+# the database has (``manager`` on a fresh image) for the iSQL pods; it is not in the server's pod.
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
@@ -233,14 +231,6 @@ def _env(spec: ProvisionSpec) -> list[dict[str, Any]]:
         ]
     else:
         env = [{"name": "MODE", "value": "daemon"}]
-    env.append(
-        {
-            "name": PASSWORD_ENV,
-            "valueFrom": {
-                "secretKeyRef": {"name": spec.password_secret.name, "key": spec.password_secret.key}
-            },
-        }
-    )
     if spec.workload == "statefulset" and isinstance(spec.storage, NfsStorage):
         # Feeds subPathExpr; deliberately not ALTIBASE_-prefixed, which the server reads as a property.
         env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 
+from altibase_ops.backends import connection_problems as backend_problems
 from altibase_ops.backends.simulator import STATE_DIR_ENV
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.operators.isql import RUNNERS
@@ -22,6 +23,7 @@ from altibase_ops.provision.spec import (
     SERVICE_PORT,
     ProvisionSpec,
 )
+from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
 
 CLIENT_INFO = "airflow:altibase_provision"
 TARGETS = ("kubernetes", "simulator")
@@ -59,11 +61,11 @@ def instance_params() -> dict[str, Param]:
         "runner": Param("local", enum=list(RUNNERS), title="iSQL runner", section="Where",
                         description="local: `is` on the worker. kubernetes: a pod from the image per step, "
                                     "password from the Secret."),
-        "password_secret_name": Param("altibase-sys-password", type="string", title="SYS password Secret",
+        "password_secret_name": Param(DEFAULT_SECRET_NAME, type="string", title="SYS password Secret",
                                       section="Where",
                                       description="Kubernetes Secret (in the namespace) with the SYS password: "
                                                   "read by the Altibase pods and the iSQL pods, never by Airflow."),
-        "password_secret_key": Param("password", type="string", title="Key in the Secret", section="Where"),
+        "password_secret_key": Param(DEFAULT_SECRET_KEY, type="string", title="Key in the Secret", section="Where"),
         "poke_interval_seconds": Param(10, type="number", minimum=0.1, title="Sensor poke interval (s)",
                                        section="Waits"),
     }
@@ -95,10 +97,10 @@ def provision_params() -> dict[str, Param]:
         "pvc_storage_class": Param(None, type=["null", "string"], title="Storage class", section="Storage",
                                    description="Empty: the cluster's default StorageClass."),
         "cpu_request": Param("500m", type="string", title="CPU request", section="Resources"),
-        "memory_request": Param("2Gi", type="string", title="Memory request", section="Resources"),
+        "memory_request": Param("4Gi", type="string", title="Memory request", section="Resources"),
         "cpu_limit": Param(None, type=["null", "string"], title="CPU limit", section="Resources",
                            description="Empty: none (CFS throttling stalls replication threads)."),
-        "memory_limit": Param("2Gi", type=["null", "string"], title="Memory limit", section="Resources"),
+        "memory_limit": Param("4Gi", type=["null", "string"], title="Memory limit", section="Resources"),
         "ready_timeout_seconds": Param(900, type="integer", minimum=1, title="Readiness wait (s)",
                                        section="Waits"),
         "proof_timeout_seconds": Param(120, type="integer", minimum=1, title="P7 proof wait (s)",
@@ -179,6 +181,7 @@ def connection_problems(request: ProvisionRequest) -> list[str]:
         if int(conn.port or SERVICE_PORT) != spec.service_port:
             problems.append(f"{node}: Connection {conn_id!r} has port {conn.port}, not the service port "
                             f"{spec.service_port}")
+        problems += [f"{node}: {problem}" for problem in backend_problems(conn_id, runner=request.runner)]
     if request.target == "simulator" and not os.environ.get(STATE_DIR_ENV):
         problems.append(f"target simulator: the worker has no {STATE_DIR_ENV}, so the Service names cannot "
                         "resolve to the simulator's servers; set it to the simulator's state directory")

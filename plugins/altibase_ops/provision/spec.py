@@ -43,6 +43,7 @@ from altibase_ops.provision.tables import (
     identifier_problem,
     parse_table,
 )
+from altibase_ops.sys_password import SecretRef, is_dns_label, is_dns_subdomain
 
 # Pinned (see operators/isql.py): a re-run months later must start the same server. Override with the
 # `image` parameter (any explicit tag or digest).
@@ -62,9 +63,6 @@ NODE_PLACEHOLDER = "{node}"
 MAX_NAME_LENGTH = 40
 
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 # Docker reference grammar, reduced to what a pinned image needs: [registry[:port]/]path[:tag][@digest]
 _IMAGE_REFERENCE = re.compile(
     r"(?P<repository>(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -127,7 +125,7 @@ class PvcStorage:
 
     def problems(self, spec: ProvisionSpec) -> list[str]:
         found = _quantity_problems("pvc size", self.size)
-        if self.storage_class is not None and not _is_dns_subdomain(self.storage_class):
+        if self.storage_class is not None and not is_dns_subdomain(self.storage_class):
             found.append(f"pvc storage_class {self.storage_class!r}: must be a DNS-1123 subdomain")
         return found
 
@@ -135,22 +133,8 @@ class PvcStorage:
 StorageSpec = EmptyDirStorage | NfsStorage | PvcStorage
 
 
-@dataclass(frozen=True)
-class SecretRef:
-    """The Kubernetes Secret key holding the SYS password (never the password itself)."""
-
-    name: str = "altibase-sys-password"
-    key: str = "password"
-
-    def problems(self) -> list[str]:
-        found = []
-        if not _is_dns_subdomain(self.name):
-            found.append(f"password secret name {self.name!r}: must be a DNS-1123 subdomain")
-        if not isinstance(self.key, str) or not _SECRET_KEY.fullmatch(self.key) or len(self.key) > 253:
-            found.append(
-                f"password secret key {self.key!r}: may contain only letters, digits, '-', '_' and '.'"
-            )
-        return found
+# MEM_MAX_DB_SIZE's default (2G) and room for the buffer pool, log buffers and threads.
+MIN_MEMORY_LIMIT = "3Gi"
 
 
 @dataclass(frozen=True)
@@ -160,12 +144,18 @@ class ResourceSpec:
     Memory request equals the limit so the node never picks the database first to evict under
     memory pressure; no CPU limit by default, because CFS throttling stalls a database's
     replication and log threads rather than slowing it evenly.
+
+    Sized to the server's defaults, not the other way round: the image leaves MEM_MAX_DB_SIZE at 2G
+    (the memory tablespace may grow to it), and the buffer pool, log buffers and threads come on top,
+    so a 2Gi limit gets the pod OOM-killed as the data grows. 4Gi holds the defaults; a limit under
+    MIN_MEMORY_LIMIT is refused. To run smaller, lower the server's memory properties in the image
+    (the server reads ALTIBASE_<PROPERTY> from its environment) and the limit with them.
     """
 
     cpu_request: str = "500m"
-    memory_request: str = "2Gi"
+    memory_request: str = "4Gi"
     cpu_limit: str | None = None
-    memory_limit: str | None = "2Gi"
+    memory_limit: str | None = "4Gi"
 
     def problems(self) -> list[str]:
         found = []
@@ -185,6 +175,9 @@ class ResourceSpec:
         ):
             if limit is not None and parse_quantity(request) > parse_quantity(limit):
                 found.append(f"resources {resource}: request {request} exceeds limit {limit}")
+        if self.memory_limit is not None and parse_quantity(self.memory_limit) < parse_quantity(MIN_MEMORY_LIMIT):
+            found.append(f"resources memory_limit {self.memory_limit}: under {MIN_MEMORY_LIMIT}, what the server's "
+                         "default MEM_MAX_DB_SIZE (2G) plus its buffers needs; the pod would be OOM-killed")
         return found
 
     def to_manifest(self) -> dict[str, Any]:
@@ -242,7 +235,7 @@ class ProvisionSpec:
             found.append(
                 f"name {self.name!r}: at most {MAX_NAME_LENGTH} characters (derived names must fit 63)"
             )
-        if not isinstance(self.namespace, str) or not _is_dns_label(self.namespace):
+        if not isinstance(self.namespace, str) or not is_dns_label(self.namespace):
             found.append(f"namespace {self.namespace!r}: must be a DNS-1123 label")
         found.extend(_image_problems(self.image))
         if self.topology not in TOPOLOGIES:
@@ -341,14 +334,6 @@ def _as_int(value: Any) -> Any:
     return value
 
 
-def _is_dns_label(value: str) -> bool:
-    return isinstance(value, str) and len(value) <= 63 and bool(_DNS_1123_LABEL.fullmatch(value))
-
-
-def _is_dns_subdomain(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= 253 and bool(_DNS_1123_SUBDOMAIN.fullmatch(value))
-
-
 def _is_host(value: object) -> bool:
     if not isinstance(value, str) or not value:
         return False
@@ -356,7 +341,7 @@ def _is_host(value: object) -> bool:
         ipaddress.ip_address(value)
         return True
     except ValueError:
-        return _is_dns_subdomain(value)
+        return is_dns_subdomain(value)
 
 
 def _quantity_problems(what: str, value: object) -> list[str]:

@@ -103,18 +103,84 @@ def query_results(results: list[StatementResult]) -> list[dict[str, Any]] | None
     return queries or None
 
 
-def isql_command(binary: str, script_word: str, *, sysdba: bool, nls_use: str | None = None) -> str:
-    """The ``is`` command line as a shell string; connection settings come from the environment.
+def isql_command(binary_word: str, script_word: str, *, nls_use: str | None = None) -> str:
+    """The iSQL command line as a shell string: the script on standard input, the login in the script.
 
-    ``script_word`` is the ``-f`` argument as shell text (``shlex.quote(path)``, or a quoted
-    variable reference). The password is ``"$ALTIBASE_PASSWORD"``: sh expands it when it starts the
-    client, so it is never in this string (what gets logged, or stored in a pod spec).
+    ``/NOLOG``: iSQL starts without logging in, and the script's first line, ``CONNECT user/password
+    [AS SYSDBA]`` (``connect_line``), logs in. The real client has no other way to take a password off
+    its command line: no environment variable, and its prompt reads /dev/tty, never piped input. On
+    standard input, not ``-f``: iSQL echoes the commands of a ``-f`` file after its prompt (the CONNECT
+    line with the password, into the task log), and those of standard input not. ``binary_word`` and
+    ``script_word`` are shell text (``shlex.quote(path)``, or a quoted variable reference); server and
+    port come from the environment, expanded by ``sh``.
+    The binary must be ``isql`` itself: the ``is`` wrapper adds ``-u sys -p MANAGER``, which ``/NOLOG``
+    refuses.
     """
-    parts = [shlex.quote(binary), "-s", f'"${ENV_HOST}"', "-port", f'"${ENV_PORT}"',
-             "-u", f'"${ENV_USER}"', "-p", f'"${ENV_PASSWORD}"']
-    if sysdba:
-        parts.append("-sysdba")
+    parts = [binary_word, "-s", f'"${ENV_HOST}"', "-port", f'"${ENV_PORT}"', "/NOLOG", "-silent"]
     if nls_use:
         parts += ["-NLS_USE", shlex.quote(nls_use)]
-    parts += ["-silent", "-f", script_word]
+    parts += ["<", script_word]
     return " ".join(parts)
+
+
+# iSQL's CONNECT takes names as identifiers (ut/isql/src/iSQLConnectLexer.l): bare ones are
+# upper-cased, "…" ones are passed on as written (quotes included; the server removes them). A
+# quoted name cannot hold '"' or a line break, and the server takes 40 bytes of password with quotes.
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_PASSWORD_BYTES = 40
+CONNECT_LABEL = "CONNECT (login; password not shown)"
+
+
+class UnusableLoginError(ValueError):
+    """A user or password iSQL's CONNECT cannot carry."""
+
+
+def connect_line(user: str, password: str, *, sysdba: bool) -> str:
+    """``CONNECT user/"password" [AS SYSDBA];`` for the script's first line (never logged)."""
+    if not password or '"' in password or "\n" in password or "\r" in password:
+        raise UnusableLoginError("the password cannot be given to iSQL's CONNECT: it is empty or contains '\"' or "
+                                 "a line break; change the password or use the ODBC hook")
+    if len(password.encode()) + 2 <= MAX_PASSWORD_BYTES:
+        password_word = f'"{password}"'
+    elif _BARE_NAME.fullmatch(password):
+        password_word = password  # too long to quote; the server upper-cases passwords by default anyway
+    else:
+        raise UnusableLoginError(f"the password is longer than the {MAX_PASSWORD_BYTES - 2} bytes iSQL can quote")
+    if _BARE_NAME.fullmatch(user):
+        user_word = user
+    elif user and '"' not in user and "\n" not in user:
+        user_word = f'"{user}"'
+    else:
+        raise UnusableLoginError(f"the user name {user!r} cannot be given to iSQL's CONNECT")
+    return f"CONNECT {user_word}/{password_word}{' AS SYSDBA' if sysdba else ''};"
+
+
+def connect_line_sh(*, sysdba: bool) -> str:
+    """POSIX sh that prints ``connect_line`` for ``$ALTIBASE_USER``/``$ALTIBASE_PASSWORD`` (the pod,
+    where the password comes from a Secret): the same rules, with builtins only (printf, case), so
+    the password is in no process's argv. Exits 3 with a message when the login cannot be carried."""
+    return (_CONNECT_SH.replace("@MAX@", str(MAX_PASSWORD_BYTES - 2))
+            .replace("@AS@", " AS SYSDBA" if sysdba else "")
+            .replace("@PASSWORD@", ENV_PASSWORD).replace("@USER@", ENV_USER))
+
+
+_CONNECT_SH = r"""nl='
+'
+case "$@PASSWORD@" in
+  ''|*'"'*|*"$nl"*) echo "the password cannot be given to iSQL's CONNECT: empty, or with a double quote or a line break" >&2; exit 3;;
+esac
+if [ "$(printf %s "$@PASSWORD@" | wc -c)" -le @MAX@ ]; then
+  pw="\"$@PASSWORD@\""
+else
+  case "$@PASSWORD@" in
+    [A-Za-z_]*[!A-Za-z0-9_]*|[!A-Za-z_]*) echo "the password is longer than @MAX@ bytes and not a plain name" >&2; exit 3;;
+    *) pw="$@PASSWORD@";;
+  esac
+fi
+case "$@USER@" in
+  ''|*'"'*) echo "the user name cannot be given to iSQL's CONNECT" >&2; exit 3;;
+  [A-Za-z_]*[!A-Za-z0-9_]*|[!A-Za-z_]*) user="\"$@USER@\"";;
+  *) user="$@USER@";;
+esac
+printf 'CONNECT %s/%s@AS@;\n' "$user" "$pw"
+"""

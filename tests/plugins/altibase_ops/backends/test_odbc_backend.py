@@ -24,7 +24,8 @@ def test_odbc_connection_string_has_every_keyword():
     text = odbc_connection_string(odbc_conn(nls_use="UTF8"), user="SYS", sysdba=True)
     assert text == (
         f"DRIVER={{{DRIVER}}};Server=altibase-svc-node1;PORT=20300;User=SYS;"
-        "Password={Pa;ss}}w0rd};NLS_USE=UTF8;PRIVILEGE=SYSDBA"
+        # the Altibase driver's own quoting ("…"), not ODBC's braces, which it does not read
+        'Password="Pa;ss}w0rd";NLS_USE=UTF8;PRIVILEGE=SYSDBA'
     )
 
 

@@ -17,7 +17,7 @@ from kubernetes.client import ApiClient
 
 from altibase_ops.operators.isql import ALTIBASE_IMAGE, IsqlOperator, decode_pod_result, pod_script
 from altibase_ops.sql.identifiers import InvalidIdentifierError
-from altibase_ops.sql.isql import ENV_PASSWORD, parse_output
+from altibase_ops.sql.isql import CONNECT_LABEL, parse_output
 from altibase_ops.sql.steps import StepError, StepKind, judge_results, split_statements
 from tests.sim.helpers import query, run, seed_pair
 
@@ -110,7 +110,7 @@ def test_template_file_renders_identifiers_through_the_filters(sim, altibase_con
 def test_the_password_is_in_no_log_line(sim, altibase_conns, capfd):
     isql(altibase_conns["node1"], "SELECT DUMMY FROM DUAL;").execute(context={})
     log = logged(capfd)
-    assert f'-p "${ENV_PASSWORD}"' in log  # the logged command line refers to the variable
+    assert "/NOLOG -silent < " in log  # the login is in the script on standard input
     assert PASSWORD not in log
 
 
@@ -150,8 +150,10 @@ def test_pod_runs_is_from_the_pinned_image_with_the_password_from_a_secret(pod_s
     assert container["command"] == ["sh", "-c"]
     (script,) = container["args"]
     assert script.startswith("if [ -r /home/altibase/set_altibase.env ]; then . /home/altibase/set_altibase.env;")
-    assert ('is -s "$ALTIBASE_HOST" -port "$ALTIBASE_PORT" -u "$ALTIBASE_USER" -p "$ALTIBASE_PASSWORD" '
-            '-sysdba -silent -f "$work/step.sql"') in script
+    assert '"$ALTIBASE_HOME/bin/isql" -s "$ALTIBASE_HOST" -port "$ALTIBASE_PORT" /NOLOG -silent < "$work/step.sql"' \
+        in script
+    assert "printf 'CONNECT %s/%s AS SYSDBA;\\n' \"$user\" \"$pw\"" in script  # builtins: in no argv
+    assert script.index("unset ALTIBASE_PASSWORD") < script.index('"$ALTIBASE_HOME/bin/isql"')  # nor inherited
     env = {e["name"]: e for e in container["env"]}
     assert env["ALTIBASE_PASSWORD"] == {"name": "ALTIBASE_PASSWORD", "valueFrom": {
         "secretKeyRef": {"name": "altibase-sys", "key": "password"}}}
@@ -192,13 +194,13 @@ def test_pod_deferral_resumes_on_the_isql_operator(pod_step):
 
 
 def test_pod_script_runs_is_and_hands_its_output_to_xcom(sim, altibase_conns, tmp_path):
-    """Run the pod's script here, with ``isql-sim`` as ``is``: the transport, not just the spec."""
+    """Run the pod's script here, with ``isql-sim`` as the image's isql: the transport, not just the spec."""
     seed_pair(sim, start=False)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "is").symlink_to(Path(sys.executable).parent / "isql-sim")
+    home = tmp_path / "altibase_home"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "isql").symlink_to(Path(sys.executable).parent / "isql-sim")
     env_file = tmp_path / "set_altibase.env"
-    env_file.write_text(f"export PATH={bin_dir}:$PATH\n")
+    env_file.write_text(f"export ALTIBASE_HOME={home}\n")
     xcom = tmp_path / "xcom" / "return.json"
     sql = "ALTER REPLICATION REP1 STOP;\nSELECT REP_NAME FROM V$REPGAP;\n"
     server = sim.server("node1")
@@ -212,9 +214,11 @@ def test_pod_script_runs_is_and_hands_its_output_to_xcom(sim, altibase_conns, tm
     assert "[ERR-61027 : Replication did not start.]" in completed.stdout  # streamed to the pod log
     output, exit_status = decode_pod_result(json.loads(xcom.read_text()))
     assert exit_status == 0
-    results = judge_results(parse_output(output), split_statements(sql), step_kind="replication_stop",
-                    exit_status=exit_status, output=output)
-    assert [r.accepted for r in results] == [True, False] and results[1].rows == []
+    results = judge_results(parse_output(output), [CONNECT_LABEL, *split_statements(sql)],
+                            step_kind="replication_stop", exit_status=exit_status, output=output)
+    assert [r.summary for r in results][0] == "Connect success."
+    assert [r.accepted for r in results[1:]] == [True, False] and results[2].rows == []
+    assert PASSWORD not in output
 
 
 def test_in_a_dag_the_template_file_resolves_from_template_searchpath_with_the_filters():

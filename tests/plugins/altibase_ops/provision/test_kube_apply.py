@@ -126,7 +126,7 @@ def test_merge_patch_removes_what_the_new_manifest_no_longer_has(server, apis):
     stateful_set = server.objects[("statefulsets", "default", "altibase")]
     container = stateful_set["spec"]["template"]["spec"]["containers"][0]
     assert stateful_set["spec"]["replicas"] == 1
-    assert [e["name"] for e in container["env"]] == ["MODE", "USER_PASSWD"]
+    assert [e["name"] for e in container["env"]] == ["MODE"]  # no password in the server pod
     assert [p["containerPort"] for p in container["ports"]] == [20300]
     service = server.objects[("services", "default", "altibase-svc-node1")]
     assert [p["name"] for p in service["spec"]["ports"]] == ["service-port"]

@@ -146,10 +146,9 @@ def test_production_additions():
         "requests": {"cpu": "1", "memory": "4Gi"},
         "limits": {"cpu": "2", "memory": "4Gi"},
     }
-    assert env_of(container)["USER_PASSWD"] == {
-        "secretKeyRef": {"name": "altibase-sys", "key": "sys-password"}
-    }
-    # The password itself is nowhere in the rendered objects, only the Secret's name.
+    # No password in the server pod (the image reads USER_PASSWD only for a FILE script), and so not
+    # even the Secret's name: only the iSQL pods read the Secret.
+    assert "USER_PASSWD" not in env_of(container) and "altibase-sys" not in manifests_yaml(render_manifests(spec))
     assert "manager" not in manifests_yaml(render_manifests(spec))
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     pod_spec = pod_spec_of(deployment)

@@ -135,7 +135,8 @@ def test_a_connection_must_point_at_its_nodes_service(conns, monkeypatch):
     monkeypatch.setenv(STATE_DIR_ENV, "/tmp/state")
     assert connection_problems(request()) == []
     monkeypatch.setenv("AIRFLOW_CONN_PROV_UNIT_NODE2", json.dumps({
-        "conn_type": "altibase", "host": "other-svc-node2.default.svc", "port": 20400}))
+        "conn_type": "altibase", "host": "other-svc-node2.default.svc", "port": 20400,
+        "extra": {"backend": "simulator"}}))
     assert connection_problems(request()) == [
         "node2: Connection 'prov_unit_node2' has host 'other-svc-node2.default.svc', not node2's Service "
         "altibase-svc-node2 (or altibase-svc-node2.default.svc)",
@@ -143,7 +144,18 @@ def test_a_connection_must_point_at_its_nodes_service(conns, monkeypatch):
     ]
     monkeypatch.setenv("AIRFLOW_CONN_PROV_UNIT_NODE2", json.dumps({
         "conn_type": "altibase", "host": "altibase-svc-node2.default.svc.cluster.local", "port": 20300}))
-    assert connection_problems(request()) == []
+    assert connection_problems(request()) == [  # a Connection must name its backend
+        "node2: Connection prov_unit_node2 has no 'backend' extra: set its extra 'backend' to 'odbc' (a real "
+        "Altibase: also 'driver', the Altibase ODBC driver library) or 'simulator' (the embedded simulator), e.g. "
+        '{"backend": "odbc", "driver": "/opt/altibase/lib/libaltibase_odbc-64bit-ul64.so"}']
+    monkeypatch.setenv("AIRFLOW_CONN_PROV_UNIT_NODE2", json.dumps({
+        "conn_type": "altibase", "host": "altibase-svc-node2.default.svc.cluster.local", "port": 20300,
+        "extra": {"backend": "odbc", "driver": "x.so"}}))
+    # the local runner needs the real client for an odbc Connection; the kubernetes runner does not
+    assert "ALTIBASE_ISQL_BINARY" in connection_problems(request())[0]
+    assert connection_problems(request(runner="kubernetes")) == []
+    monkeypatch.setenv("AIRFLOW_CONN_PROV_UNIT_NODE2", json.dumps({
+        "conn_type": "altibase", "host": "altibase-svc-node2", "port": 20300, "extra": {"backend": "simulator"}}))
     problems = connection_problems(request(altibase_conn_ids=["prov_unit_node1", "prov_unit_missing"]))
     assert problems == ["node2: Airflow Connection 'prov_unit_missing' not found; create it (type altibase, "
                         "host altibase-svc-node2, port 20300, login SYS)"]

@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from altibase_ops.sql.isql import isql_command, parse_output, query_results
+from altibase_ops.sql.isql import UnusableLoginError, connect_line, isql_command, parse_output, query_results
 from altibase_ops.sql.steps import ALREADY_DONE, StepError, StepKind, judge_results, split_statements
 
 ECHOED = """\
@@ -164,8 +164,22 @@ def test_query_results_only_for_selects():
     assert query_results(parse_output("Alter success.\n")) is None
 
 
-def test_isql_command_never_contains_the_password():
-    command = isql_command("/opt/bin/is", shlex.quote("/tmp/x y/step.sql"), sysdba=True, nls_use="UTF8")
-    assert command == ("/opt/bin/is -s \"$ALTIBASE_HOST\" -port \"$ALTIBASE_PORT\" -u \"$ALTIBASE_USER\" "
-                       "-p \"$ALTIBASE_PASSWORD\" -sysdba -NLS_USE UTF8 -silent -f '/tmp/x y/step.sql'")
-    assert "-sysdba" not in isql_command("is", "s.sql", sysdba=False)
+def test_isql_command_never_contains_a_login():
+    command = isql_command("/opt/altibase/bin/isql", shlex.quote("/tmp/x y/step.sql"), nls_use="UTF8")
+    assert command == ("/opt/altibase/bin/isql -s \"$ALTIBASE_HOST\" -port \"$ALTIBASE_PORT\" /NOLOG -silent "
+                       "-NLS_USE UTF8 < '/tmp/x y/step.sql'")
+
+
+@pytest.mark.parametrize("password, word", [
+    ("manager", '"manager"'), ("Pa;ss}w0rd", '"Pa;ss}w0rd"'), (" sp ", '" sp "'), ("x" * 38, '"' + "x" * 38 + '"'),
+    ("Plain_39_chars_" + "x" * 24, "Plain_39_chars_" + "x" * 24),  # too long to quote: bare (a plain name)
+])
+def test_the_connect_line_quotes_the_password_as_isqls_lexer_reads_it(password, word):
+    assert connect_line("SYS", password, sysdba=True) == f"CONNECT SYS/{word} AS SYSDBA;"
+    assert connect_line("my user", password, sysdba=False) == f'CONNECT "my user"/{word};'
+
+
+@pytest.mark.parametrize("password", ['a"b', "two\nlines", "", "y" * 38 + "-!"])
+def test_a_password_the_connect_line_cannot_carry_is_refused(password):
+    with pytest.raises(UnusableLoginError):
+        connect_line("SYS", password, sysdba=True)
