@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The server takes at most 40 bytes of password, quotes included (mmtCmsConnection.cpp): what both the
+# ODBC connection string and iSQL's CONNECT line can quote.
+MAX_PASSWORD_BYTES = 40
 DEFAULT_SECRET_NAME = "altibase-sys-password"
 DEFAULT_SECRET_KEY = "password"
 DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

@@ -17,6 +17,7 @@ from typing import Any
 from airflow.sdk import Connection
 
 from altibase_ops.exceptions import AltibaseServerError, BackendNotConfiguredError
+from altibase_ops.sys_password import MAX_PASSWORD_BYTES
 
 DEFAULT_PORT = 20300
 MASK = "***"
@@ -34,7 +35,6 @@ _ERR_CODE = re.compile(r"ERR-([0-9A-Fa-f]{5})")
 # server strips one pair of quotes from UID and PWD only (mtl.cpp) and upper-cases the password
 # unless CASE_SENSITIVE_PASSWORD = 1; it takes at most 40 bytes of password, quotes included.
 _WHITESPACE = "\t\n\x0b\x0c\r "
-MAX_PASSWORD_BYTES = 40
 
 
 class UnrepresentableValueError(BackendNotConfiguredError):

@@ -119,7 +119,9 @@ class AltibaseHook(BaseHook):
 
     def get_conn(self) -> Any:
         """A new DB-API connection (autocommit; the caller closes it); AltibaseServerError when refused."""
-        conn = self.get_connection(self.altibase_conn_id)
+        return self._connect(self.get_connection(self.altibase_conn_id))
+
+    def _connect(self, conn: Connection) -> Any:
         user = conn.login or DEFAULT_USER
         return backend_module(conn).connect(
             conn, user=user, sysdba=self.sysdba, client_info=self.client_info, login_timeout=self.login_timeout,
@@ -129,9 +131,10 @@ class AltibaseHook(BaseHook):
     @contextmanager
     def session(self) -> Iterator[AltibaseSession]:
         """One connection for several statements, closed on leaving the block."""
-        connection = self.get_conn()
+        conn = self.get_connection(self.altibase_conn_id)  # looked up once for the login and the name
+        connection = self._connect(conn)
         try:
-            yield AltibaseSession(connection, server_name(self.get_connection(self.altibase_conn_id)))
+            yield AltibaseSession(connection, server_name(conn))
         finally:
             connection.close()
 

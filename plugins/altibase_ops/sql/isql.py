@@ -19,6 +19,7 @@ import shlex
 from typing import Any
 
 from altibase_ops.sql.steps import StatementResult
+from altibase_ops.sys_password import MAX_PASSWORD_BYTES
 
 # Environment variables the command line reads; the runners set them (a Kubernetes Secret for the
 # password in a pod, the Airflow Connection for a local run).
@@ -127,7 +128,6 @@ def isql_command(binary_word: str, script_word: str, *, nls_use: str | None = No
 # upper-cased, "…" ones are passed on as written (quotes included; the server removes them). A
 # quoted name cannot hold '"' or a line break, and the server takes 40 bytes of password with quotes.
 _BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MAX_PASSWORD_BYTES = 40
 CONNECT_LABEL = "CONNECT (login; password not shown)"
 
 
