@@ -39,9 +39,9 @@ def connect_all(sim, monkeypatch) -> None:
         monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
 
 
-def run(run_conf: dict[str, Any]) -> tuple[Any, dict[str, dict[str, Any]], dict[str, str]]:
+def run(run_conf: dict[str, Any], dag: Any = None) -> tuple[Any, dict[str, dict[str, Any]], dict[str, str]]:
     """(dag run, result per server label, state per server label) of one in-process run."""
-    dagrun = load_dag(DAG_ID).test(run_conf=run_conf)
+    dagrun = (dag or load_dag(DAG_ID)).test(run_conf=run_conf)
     results, states = {}, {}
     for ti in dagrun.get_task_instances():
         if ti.task_id == "check_server":
@@ -99,7 +99,9 @@ def test_a_healthy_pair_under_load_is_green(sim, airflow_db, monkeypatch):
     connect_all(sim, monkeypatch)
     sim.load_start("node1", table="SYS.T1", sessions=2, interval=0.01)
     try:
-        dagrun, results, states = run({"stall_check_seconds": 0.5})  # the default pairs: altibase_node1/2
+        # the default pairs (altibase_node1/2), from a fresh parse: a run's conf stays in the params of
+        # the DAG object it ran on, so the cached one may hold another test's pairs
+        dagrun, results, states = run({"stall_check_seconds": 0.5}, parse_dag_file())
     finally:
         sim.load_stop()
     assert str(dagrun.state) == "success", results
