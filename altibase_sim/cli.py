@@ -1,7 +1,9 @@
 """``altibase-sim``: run the simulator in the background and drive it.
 
     altibase-sim up --servers node1,node2 --state-dir DIR    start (or extend) a simulator
-    altibase-sim status | down | add NAME | remove NAME
+    altibase-sim status | down | add NAME [--version 7.3] | remove NAME
+    altibase-sim config NAME ADMIN_MODE=1                     the server's configuration file
+    altibase-sim fault restart node1                          ALTER SYSTEM values are lost
     altibase-sim fault pause-sender --server node1 --replication rep1
     altibase-sim load start --server node1 --table SYS.T1
 """
@@ -14,6 +16,7 @@ import sys
 
 from altibase_sim.control import SimulatorControl, SimulatorError, start_daemon, stop_daemon
 from altibase_sim.registry import default_state_dir
+from altibase_sim.server import DEFAULT_VERSION, VERSIONS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--alias", action="append", default=[], help="another name (e.g. a Service name)")
     add.add_argument("--port", type=int, default=0)
     add.add_argument("--replication-port", type=int, default=20301)
+    add.add_argument("--version", choices=VERSIONS, default=None,
+                     help=f"the Altibase version modelled (default {DEFAULT_VERSION}; 7.3 has V$REPGAP.REP_GAP_SIZE)")
+    config = sub.add_parser("config", help="set a property in a server's configuration file (read at its next "
+                                           "start; ALTER SYSTEM changes memory only)")
+    config.add_argument("name")
+    config.add_argument("assignments", nargs="+", metavar="PROPERTY=VALUE", help="an empty VALUE removes the line")
     remove = sub.add_parser("remove", help="remove a server")
     remove.add_argument("name")
     remove.add_argument("--purge", action="store_true", help="also delete its data")
@@ -53,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--replication", required=True)
         if name == "sender-rate":
             p.add_argument("--rows-per-second", type=int, required=True)
-    for name in ("server-down", "server-up"):
+    for name in ("server-down", "server-up", "restart"):
         fault.add_parser(name).add_argument("name")
     hold = fault.add_parser("hold-session", help="open a session and keep it until released")
     hold.add_argument("--server", required=True)
@@ -63,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     fail = fault.add_parser("fail-once", help="make the next matching statement fail with a code")
     fail.add_argument("--server", required=True)
     fail.add_argument("--match", required=True, help="regular expression on the statement text")
-    fail.add_argument("--code", required=True, help="5 hex digits, e.g. 61027; DOWN: the server goes down on it")
+    fail.add_argument("--code", required=True, help="5 hex digits, e.g. 61027; DOWN: the server goes down on it; "
+                      "RESTART: it runs, and the server restarts when that session ends")
 
     load = sub.add_parser("load", help="application load").add_subparsers(dest="load", required=True,
                                                                          parser_class=_Parser)
@@ -98,8 +108,16 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 _print_status(status)
         elif args.command == "add":
-            server = sim.add_server(args.name, args.alias, args.port, args.replication_port)
-            print(f"{server['name']} {server['host']}:{server['port']}")
+            server = sim.add_server(args.name, args.alias, args.port, args.replication_port, args.version)
+            print(f"{server['name']} {server['host']}:{server['port']} (Altibase {server['version']})")
+        elif args.command == "config":
+            values = {}
+            for assignment in args.assignments:
+                prop, sep, value = assignment.partition("=")
+                if not sep or (value and not value.lstrip("-").isdigit()):
+                    raise SimulatorError(f"expected PROPERTY=integer, got {assignment!r}")
+                values = sim.set_config(args.name, prop.strip(), int(value) if value else None)
+            print(" ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(no properties set)")
         elif args.command == "remove":
             sim.remove_server(args.name, args.purge)
         elif args.command == "fault":
@@ -122,6 +140,8 @@ def _fault(sim: SimulatorControl, args: argparse.Namespace) -> None:
         sim.server_down(args.name)
     elif args.fault == "server-up":
         sim.server_up(args.name)
+    elif args.fault == "restart":
+        sim.restart_server(args.name)
     elif args.fault == "hold-session":
         print(sim.hold_session(args.server, user=args.user, client_info=args.client_info))
     elif args.fault == "release-session":
@@ -147,7 +167,8 @@ def _print_status(status: dict) -> None:
         print(f"{server['name']:<16} {server['host']}:{server['port']:<6} {state:<5} admin_mode={server['admin_mode']}"
               f" sessions={server['sessions']}")
         for gap in server["senders"]:
-            print(f"    sender {gap['REP_NAME']}: REP_GAP={gap['REP_GAP']} REP_GAP_SIZE={gap['REP_GAP_SIZE']}")
+            size = f" REP_GAP_SIZE={gap['REP_GAP_SIZE']}" if "REP_GAP_SIZE" in gap else ""
+            print(f"    sender {gap['REP_NAME']}: REP_GAP={gap['REP_GAP']}{size}")
     for load in status["loads"]:
         print(f"load on {load['server']}: running={load['running']} committed={load['committed']} "
               f"errors={load['errors']}")

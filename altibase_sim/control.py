@@ -103,9 +103,10 @@ class SimulatorControl:
         return self.call("status")
 
     def add_server(self, name: str, aliases: list[str] | tuple[str, ...] = (), port: int = 0,
-                   replication_port: int = 20301) -> dict:
+                   replication_port: int = 20301, version: str | None = None) -> dict:
+        extra = {"version": version} if version else {}
         return self.call("add_server", name=name, aliases=list(aliases), port=port,
-                         replication_port=replication_port)
+                         replication_port=replication_port, **extra)
 
     def remove_server(self, name: str, purge: bool = False) -> None:
         self.call("remove_server", name=name, purge=purge)
@@ -115,6 +116,14 @@ class SimulatorControl:
 
     def server_up(self, name: str) -> None:
         self.call("server_up", name=name)
+
+    def restart_server(self, name: str) -> None:
+        """Down and up again: ALTER SYSTEM values are gone, the configuration file's are back."""
+        self.call("restart_server", name=name)
+
+    def set_config(self, name: str, prop: str, value: int | None) -> dict[str, int]:
+        """A line of the server's configuration file (None removes it); read at the next start."""
+        return self.call("set_config", name=name, prop=prop, value=value)
 
     def pause_sender(self, server: str, replication: str) -> None:
         self.call("pause_sender", server=server, replication=replication)

@@ -131,8 +131,9 @@ def run(opts: dict, out: TextIO) -> int:
         try:
             conn = _connect(opts, opts["user"], password, opts["sysdba"])
         except dbapi.Error as exc:
-            print(str(exc).replace("\n", " "), file=sys.stderr)
-            return 1
+            # iSQLMain.cpp: a failed login is reported on standard output, exit status 255
+            print(str(exc).replace("\n", " "), file=out)
+            return ERROR_STATUS
     if not opts["file"]:
         script = sys.stdin.read()
     if not opts["silent"]:

@@ -22,11 +22,14 @@ from altibase_sim.errors import error
 from altibase_sim.server import Result, Server, Session, TableDef, connect_sqlite, sqlite_name
 
 TICK = 0.005  # seconds between sender polls
+# V$REPSENDER / V$REPGAP START_FLAG of a running LAZY sender: 0 (QUICKSTART shows 1 and SYNC 2 only while
+# they reposition or sync, which is instant here)
+START_FLAG = 0
 DEFAULT_RATE = 20000  # rows per second a sender ships when not throttled by a fault
 
 
 class HandshakeError(Exception):
-    pass
+    """The receiver refused the sender (its message), or the peer could not be reached."""
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Sender(threading.Thread):
         self.read_count = 0
         self.send_count = 0
         self.schema_seen: tuple[int, int] = (-1, -1)
+        self.start_flag = START_FLAG
         self.db = connect_sqlite(self.server.db_path)
 
     # -- status for the views
@@ -146,6 +150,40 @@ class Sender(threading.Thread):
         return True
 
 
+def definition_difference(sender: Server, mine: TableDef, receiver: Server, theirs: TableDef) -> str | None:
+    """The first difference the receiver's handshake finds in a table that SQL apply could bridge
+    (rpdMeta.cpp ``equalColumns``/``equalIndices``), or None. Columns are matched by name."""
+    receiver_columns = {c.name: c for c in theirs.columns}
+    shared = {c.name for c in mine.columns} & set(receiver_columns)
+    for column in mine.columns:
+        other = receiver_columns.get(column.name)
+        if other is not None and column.signature() != other.signature():
+            return f"column {column.name} differs ({column.type_text()} vs {other.type_text()}, " \
+                   f"NOT NULL {not column.nullable} vs {not other.nullable})"
+    for column in theirs.columns:
+        if column.name not in shared and not column.nullable:
+            return f"column {column.name} exists only on the receiver and is NOT NULL"
+
+    def unique_keys(server: Server, tdef: TableDef) -> list[tuple[str, ...]] | str:
+        keys = [tuple(tdef.pk)] if tdef.pk else []
+        keys += server.unique_keys(tdef.user, tdef.name)
+        compared = []
+        for key in keys:
+            replicated = [c for c in key if c in shared]
+            if replicated and len(replicated) < len(key):
+                return f"unique index on {', '.join(key)} mixes replicated and non-replicated columns"
+            if replicated:
+                compared.append(key)
+        return sorted(compared)
+
+    a, b = unique_keys(sender, mine), unique_keys(receiver, theirs)
+    if isinstance(a, str) or isinstance(b, str):
+        return a if isinstance(a, str) else b  # type: ignore[return-value]
+    if a != b:
+        return f"unique indexes differ ({a} vs {b})"
+    return None
+
+
 def apply_records(db: sqlite3.Connection, server: Server, receiver: Receiver, sender_name: str,
                   records: list[tuple], items: dict[tuple[str, str], tuple[str, str]]) -> None:
     """Apply log records on the receiving server, by column name, exactly once."""
@@ -224,15 +262,22 @@ class ReplicationManager:
         row = (db or self.server.db).execute("SELECT seq FROM sqlite_sequence WHERE name='__replog'").fetchone()
         return row[0] if row else 0
 
-    def pending(self, rep: str, xsn: int, db: sqlite3.Connection | None = None) -> tuple[int, int]:
-        """(records, bytes) of this replication's log after the restart point."""
+    def pending(self, xsn: int, db: sqlite3.Connection | None = None) -> tuple[int, int]:
+        """(records, bytes) of log after a sender's position: all log, replicated tables or not."""
         return (db or self.server.db).execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM __replog WHERE sn > ? AND instr(reps, ?) > 0",
-            (xsn, json.dumps(rep))).fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM __replog WHERE sn > ?", (xsn,)).fetchone()
 
     # ------------------------------------------------------------------ handshake
     def handshake(self, rep: str) -> tuple[Server, int, set[tuple[str, str]]]:
-        """Connect to the peer of ``rep``; returns (peer, port, tables the receiver applies as SQL)."""
+        """Connect to the peer of ``rep``; returns (peer, port, tables the receiver applies as SQL).
+
+        The receiver checks the sender's metadata against its own (rpxReceiver.cpp -> rpdMeta.cpp
+        ``equals``/``equalItem``): the item count and the primary-key column count must match whatever
+        the properties; differences in the shared columns, a NOT NULL column only the receiver has, or
+        different unique indexes (the primary key's included) are accepted only when the *receiver's*
+        REPLICATION_SQL_APPLY_ENABLE is 1, which puts the table in SQL apply mode. Columns only one side
+        has (nullable on the receiver), defaults and non-unique indexes are not compared. START reports
+        any refusal as ERR-6100D with the receiver's message in parentheses."""
         reasons = []
         for host, port in self.hosts(rep):
             peer = self.resolve_peer(host, port)
@@ -240,21 +285,29 @@ class ReplicationManager:
                 reasons.append(f"cannot connect to {host}:{port}")
                 continue
             if not peer.replication.exists(rep):
-                raise HandshakeError(f"replication {rep} does not exist on the peer {host}:{port}")
-            peer_items = peer.replication.items(rep)
+                raise HandshakeError(f"Undefined replication name. [{rep}] (on the peer {host}:{port})")
+            mine_items, peer_items = self.items(rep), peer.replication.items(rep)
+            if len(mine_items) != len(peer_items):
+                raise HandshakeError(f"The replication's item count does not match "
+                                     f"[{len(mine_items)}:{len(peer_items)}].")
             sql_apply: set[tuple[str, str]] = set()
-            for (lu, lt), (ru, rt) in self.items(rep).items():
+            for (lu, lt), (ru, rt) in mine_items.items():
                 if peer_items.get((ru, rt)) != (lu, lt):
-                    raise HandshakeError(f"{ru}.{rt} is not a replicated table of {rep} on the peer")
+                    raise HandshakeError(f"The replication items do not match: {ru}.{rt} is not an item of "
+                                         f"{rep} on the peer.")
                 mine, theirs = self.server.table(lu, lt), peer.table(ru, rt)
                 if mine is None or theirs is None:
-                    raise HandshakeError(f"table {ru}.{rt} is missing")
-                if mine.signature() != theirs.signature():
+                    raise HandshakeError(f"Table {ru}.{rt} was not found.")
+                if len(mine.pk) != len(theirs.pk):
+                    raise HandshakeError(f"The primary key column counts of {lu}.{lt} do not match "
+                                         f"[{len(mine.pk)}:{len(theirs.pk)}].")
+                difference = definition_difference(self.server, mine, peer, theirs)
+                if difference:
                     if not peer.props["REPLICATION_SQL_APPLY_ENABLE"]:
-                        raise HandshakeError(f"the definitions of {lu}.{lt} and the peer's {ru}.{rt} differ")
+                        raise HandshakeError(f"{lu}.{lt}: {difference}")
                     sql_apply.add((ru, rt))
             return peer, port, sql_apply
-        raise HandshakeError("; ".join(reasons) or "no host")
+        raise HandshakeError("Handshake Process Error")
 
     # ------------------------------------------------------------------ statements
     def execute(self, session: Session, stmt: Any) -> Result:
@@ -285,7 +338,7 @@ class ReplicationManager:
             raise error("61100", name=stmt.name)
         items = []
         for local, remote in stmt.items:
-            tdef = self.server.require_table(local.user, local.name)
+            tdef = self.server.require_table(local.user, local.name, code="61111")
             if not tdef.pk:
                 raise error("61113", user=tdef.user, table=tdef.name)
             items.append((tdef.user, tdef.name, remote.user, remote.name))
@@ -369,48 +422,57 @@ class ReplicationManager:
         return Result("Alter success.")
 
     def _flush(self, stmt: sp.AlterReplication) -> Result:
+        """Wait until the peer has acknowledged all log written up to the FLUSH (ALL: up to the newest log,
+        read again while waiting), as rpcManager.cpp waitUntilSenderFlush does. A sender that cannot
+        reach its peer (RETRY) acknowledges nothing: WAIT n then fails with ERR-61075, and a FLUSH without
+        WAIT runs until the statement's QUERY_TIMEOUT (ERR-01044)."""
         rep = stmt.name
         sender = self.senders.get(rep)
         if sender is None:
             raise error("61027")
         target = self.last_sn()
-        deadline = None if stmt.wait is None else time.monotonic() + stmt.wait
+        started = time.monotonic()
+        limit = stmt.wait if stmt.wait is not None else self.server.props["QUERY_TIMEOUT"]
         while True:
-            if self.senders.get(rep) is not sender:
+            if self.senders.get(rep) is not sender or not self.server.up:
                 raise error("61027")
             if stmt.flush_all:
-                if self.pending(rep, sender.xsn)[0] == 0:
-                    break
-            elif sender.xsn >= target or self.pending(rep, sender.xsn)[0] == 0:
+                target = self.last_sn()
+            if sender.connected and sender.xsn >= target:
                 break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise error("61075")
+            if time.monotonic() - started >= limit:
+                raise error("61075") if stmt.wait is not None else error("01044")
             time.sleep(TICK)
         return Result("Alter success.")
 
     def _change_items(self, stmt: sp.AlterReplication) -> Result:
+        """ADD/DROP TABLE in the server's order: validation (rpcValidate.cpp: the table exists, ERR-61111;
+        DROP: it is an item, ERR-6111A; ADD: it has a primary key, ERR-61113), then execution
+        (rpcExecute.cpp: not started, ERR-610FE; no live receiver, ERR-6109F; not the last item,
+        ERR-6106F; ADD of an item already there fails on the item catalog's unique index, ERR-11058)."""
         rep = stmt.name
-        if rep in self.senders:
-            raise error("610FE")
-        if rep in self.receivers:
-            raise error("6109F")
         assert stmt.item is not None
         local, remote = stmt.item
         key = (local.user, local.name)
         items = self.items(rep)
+        tdef = self.server.require_table(*key, code="61111")
+        if stmt.action == "DROP_TABLE" and key not in items:
+            raise error("6111A")
+        if stmt.action != "DROP_TABLE" and not tdef.pk:
+            raise error("61113", user=tdef.user, table=tdef.name)
+        if rep in self.senders:
+            raise error("610FE")
+        if rep in self.receivers:
+            raise error("6109F")
         if stmt.action == "DROP_TABLE":
-            if key not in items:
-                raise error("6111A")
             if len(items) == 1:
                 raise error("6106F")
             with Server.tx(self.server.db) as db:
                 db.execute("DELETE FROM __repl_items WHERE rep=? AND local_user=? AND local_table=?", (rep, *key))
         else:
-            tdef = self.server.require_table(*key)
             if key in items:
-                raise error("3129B")
-            if not tdef.pk:
-                raise error("61113", user=tdef.user, table=tdef.name)
+                # derived from the source (rpdCatalog.cpp insertReplItem), not observed on a server
+                raise error("11058")
             with Server.tx(self.server.db) as db:
                 db.execute("INSERT INTO __repl_items VALUES (?, ?, ?, ?, ?)",
                            (rep, *key, remote.user, remote.name))
@@ -434,19 +496,24 @@ class ReplicationManager:
         self.receivers.clear()
 
     def gap_rows(self) -> list[dict]:
+        """V$REPGAP: one row per live sender. REP_GAP: log not yet acknowledged by the peer, all log
+        counted. 7.1 counts log records (REP_LAST_SN - REP_SN) and has no REP_GAP_SIZE; 7.3 adds
+        REP_GAP_SIZE (bytes) and gives REP_GAP in REPLICATION_GAP_UNIT units."""
         rows = []
         last = self.last_sn()
         for rep, sender in sorted(self.senders.items()):
-            count, size = self.pending(rep, sender.xsn)
-            rows.append({"REP_NAME": rep, "START_FLAG": 1, "REP_LAST_SN": last, "REP_SN": sender.xsn,
-                         "REP_GAP": self.server.gap_units(size), "REP_GAP_SIZE": size,
-                         "READ_LFG_ID": 0, "READ_FILE_NO": 0, "READ_OFFSET": sender.xsn, "PENDING_RECORDS": count})
+            count, size = self.pending(sender.xsn)
+            row = {"REP_NAME": rep, "START_FLAG": sender.start_flag, "REP_LAST_SN": last, "REP_SN": sender.xsn,
+                   "REP_GAP": count, "READ_LFG_ID": 0, "READ_FILE_NO": 0, "READ_OFFSET": sender.xsn}
+            if self.server.version != "7.1":
+                row.update(REP_GAP=self.server.gap_units(size), REP_GAP_SIZE=size)
+            rows.append(row)
         return rows
 
     def sender_rows(self) -> list[dict]:
         rows = []
         for rep, sender in sorted(self.senders.items()):
-            rows.append({"REP_NAME": rep, "START_FLAG": 1, "NET_ERROR_FLAG": 0 if sender.connected else 1,
+            rows.append({"REP_NAME": rep, "START_FLAG": sender.start_flag, "NET_ERROR_FLAG": 0 if sender.connected else 1,
                          "XSN": sender.xsn, "COMMIT_XSN": sender.xsn, "STATUS": sender.status,
                          "SENDER_IP": "127.0.0.1", "PEER_IP": sender.peer.name if sender.peer else "",
                          "SENDER_PORT": self.server.replication_port, "PEER_PORT": sender.peer_port,
@@ -455,16 +522,12 @@ class ReplicationManager:
         return rows
 
     def receiver_rows(self) -> list[dict]:
+        """V$REPRECEIVER: SQL_APPLY_TABLE_COUNT is what the handshake decided; it changes only when the
+        sender connects again."""
         rows = []
         for rep, rcv in sorted(self.receivers.items()):
-            mine = {remote: local for local, remote in rcv.peer.replication.items(rep).items()}
-            count = 0
-            for (ru, rt) in mine:
-                a, b = self.server.table(ru, rt), rcv.peer.table(*mine[(ru, rt)])
-                if a is not None and b is not None and a.signature() != b.signature():
-                    count += 1
             rows.append({"REP_NAME": rep, "MY_IP": "127.0.0.1", "MY_PORT": self.server.replication_port,
                          "PEER_IP": rcv.peer.name, "PEER_PORT": rcv.peer.replication_port,
-                         "APPLY_XSN": rcv.apply_xsn, **rcv.counts, "SQL_APPLY_TABLE_COUNT": count})
+                         "APPLY_XSN": rcv.apply_xsn, **rcv.counts,
+                         "SQL_APPLY_TABLE_COUNT": len(rcv.sql_apply_tables)})
         return rows
-

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from altibase_sim import sqlparse as sp
@@ -23,6 +24,7 @@ from altibase_sim.errors import error
 if TYPE_CHECKING:
     from altibase_sim.replication import ReplicationManager
 
+# What a server's configuration file (altibase.properties) gives when it does not name a property.
 DEFAULT_PROPERTIES: dict[str, int] = {
     "ADMIN_MODE": 0,
     "REPLICATION_DDL_ENABLE": 0,
@@ -33,7 +35,12 @@ DEFAULT_PROPERTIES: dict[str, int] = {
     "REPLICATION_PORT_NO": 20301,
     "PORT_NO": 20300,
     "LOCK_WAIT_TIMEOUT_SEC": 5,
+    "QUERY_TIMEOUT": 600,  # seconds; a statement running longer fails with ERR-01044
 }
+# Server versions the simulator models: 7.1 (the open-source tree the rules were checked against) and
+# 7.3 (the manuals; V$REPGAP gained REP_GAP_SIZE).
+VERSIONS = ("7.1", "7.3")
+DEFAULT_VERSION = "7.1"
 # Properties ALTER SYSTEM may change, with their allowed values (None: any non-negative integer).
 SETTABLE: dict[str, set[int] | None] = {
     "ADMIN_MODE": {0, 1},
@@ -55,7 +62,6 @@ CREATE TABLE IF NOT EXISTS __tables(user TEXT, name TEXT, table_id INTEGER, colu
                                     PRIMARY KEY(user, name));
 CREATE TABLE IF NOT EXISTS __indexes(user TEXT, name TEXT, tbl_user TEXT, tbl TEXT, columns TEXT,
                                      is_unique INTEGER, PRIMARY KEY(user, name));
-CREATE TABLE IF NOT EXISTS __props(name TEXT PRIMARY KEY, value INTEGER);
 CREATE TABLE IF NOT EXISTS __repl(name TEXT PRIMARY KEY, mode TEXT, hosts TEXT, is_started INTEGER,
                                   xsn INTEGER, created INTEGER);
 CREATE TABLE IF NOT EXISTS __repl_items(rep TEXT, local_user TEXT, local_table TEXT, remote_user TEXT,
@@ -97,6 +103,7 @@ class Session:
     autocommit: bool = True
     in_tx: bool = False
     closed: bool = False
+    restart_at_logout: bool = False  # an injected fault: the server restarts when this session ends
 
 
 @dataclass
@@ -105,6 +112,34 @@ class Result:
     columns: list[tuple[str, int]] | None = None
     rows: list[list[Any]] = field(default_factory=list)
     rowcount: int = -1
+
+
+def read_config(path: str | None) -> dict[str, int]:
+    """``NAME = VALUE`` lines of an altibase.properties-style file (``#`` comments); {} without one."""
+    values: dict[str, int] = {}
+    if not path:
+        return values
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise ValueError(f"{path}:{number}: expected NAME = integer, got {line!r}")
+        values[name.strip().upper()] = int(value.strip())
+    return values
+
+
+def write_config(path: str, values: dict[str, int]) -> None:
+    lines = ["# altibase.properties of a simulated server: read at start; ALTER SYSTEM does not change it"]
+    lines += [f"{name} = {value}" for name, value in sorted(values.items())]
+    tmp = Path(path + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
@@ -119,20 +154,28 @@ class Server:
     """A simulated server. Thread-safe: every client session runs in its own thread."""
 
     def __init__(self, name: str, db_path: str, *, port: int, replication_port: int = 20301,
-                 sys_password: str = "manager", aliases: tuple[str, ...] = ()):
+                 sys_password: str = "manager", aliases: tuple[str, ...] = (), config_path: str | None = None,
+                 version: str = DEFAULT_VERSION):
+        if version not in VERSIONS:
+            raise ValueError(f"unknown server version {version!r} (modelled: {', '.join(VERSIONS)})")
         self.name = name
         self.db_path = db_path
+        self.config_path = config_path
+        self.version = version
         self.port = port
+        self.configured_replication_port = replication_port
         self.aliases = tuple(aliases)
         self.lock = threading.RLock()
         self.sessions: dict[int, Session] = {}
         self._next_session = 1
         self.up = True
         self.replication: ReplicationManager | None = None  # set by the simulation
-        self.faults: list[tuple[re.Pattern, str]] = []  # (statement pattern, error code | "DOWN"), fire once
+        # (statement pattern, error code | "DOWN" | "RESTART"), each fires once
+        self.faults: list[tuple[re.Pattern, str]] = []
         self.on_crash: Callable[[], None] | None = None  # set by the simulation: take this server down
+        self.on_restart: Callable[[], None] | None = None  # set by the simulation: restart this server
         self.schema_version = 0  # bumped by every DDL; senders re-check definitions when it moves
-        self.admin_mode_changes: list[tuple[float, int]] = []  # (time, new value), since start
+        self.admin_mode_changes: list[tuple[float, int]] = []  # (time, new value), across restarts
         # One connection per thread: a SQLite connection shared across threads lets one thread's open
         # read snapshot turn another thread's write into SQLITE_BUSY ("database is locked").
         self._local = threading.local()
@@ -141,11 +184,25 @@ class Server:
         with self.tx(self.db):
             self.db.execute("INSERT OR IGNORE INTO __users VALUES ('SYS', ?, 1)", (sys_password,))
             self.db.execute("INSERT OR IGNORE INTO __users VALUES ('SYSTEM_', ?, 0)", (sys_password,))
-            for prop, value in DEFAULT_PROPERTIES.items():
-                self.db.execute("INSERT OR IGNORE INTO __props VALUES (?, ?)", (prop, value))
-            self.db.execute("UPDATE __props SET value=? WHERE name='REPLICATION_PORT_NO'", (replication_port,))
-            self.db.execute("UPDATE __props SET value=? WHERE name='PORT_NO'", (port,))
-        self.props = dict(self.db.execute("SELECT name, value FROM __props"))
+        self.props: dict[str, int] = {}
+        self.startup_time = 0
+        self.boot()
+
+    def boot(self) -> None:
+        """What a server process does when it starts: read its configuration file (ALTER SYSTEM changes
+        of the previous life are gone: they live in memory only) and note the start time (V$INSTANCE).
+
+        A real restart takes seconds; the simulator's is instant, so it waits for the next second to
+        keep STARTUP_TIME_SEC (whole seconds) different across a restart."""
+        before = self.props.get("ADMIN_MODE")
+        self.props = {**DEFAULT_PROPERTIES, **read_config(self.config_path),
+                      "PORT_NO": self.port, "REPLICATION_PORT_NO": self.configured_replication_port}
+        if before is not None and before != self.props["ADMIN_MODE"]:
+            self.admin_mode_changes.append((time.time(), self.props["ADMIN_MODE"]))
+        now = time.time()
+        if int(now) <= self.startup_time:
+            time.sleep(self.startup_time + 1 - now)
+        self.startup_time = int(time.time())
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -191,11 +248,18 @@ class Server:
         return TableDef(user, name, row[0], [sp.ColumnDef.from_json(c) for c in json.loads(row[1])],
                         json.loads(row[2]))
 
-    def require_table(self, user: str, name: str, db: sqlite3.Connection | None = None) -> TableDef:
+    def require_table(self, user: str, name: str, db: sqlite3.Connection | None = None,
+                      code: str = "31031") -> TableDef:
         tdef = self.table(user, name, db)
         if tdef is None:
-            raise error("31031", name=f"{user}.{name}")
+            raise error(code, name=name if code == "61111" else f"{user}.{name}")
         return tdef
+
+    def unique_keys(self, user: str, name: str, db: sqlite3.Connection | None = None) -> list[tuple[str, ...]]:
+        """The column lists of the table's unique indexes (not its primary key), sorted."""
+        rows = (db or self.db).execute("SELECT columns FROM __indexes WHERE tbl_user=? AND tbl=? AND is_unique=1",
+                                       (user, name)).fetchall()
+        return sorted(tuple(json.loads(r[0])) for r in rows)
 
     def save_table(self, db: sqlite3.Connection, tdef: TableDef) -> None:
         db.execute("INSERT OR REPLACE INTO __tables VALUES (?, ?, ?, ?, ?)",
@@ -213,13 +277,14 @@ class Server:
         with self.lock:
             if not self.up:
                 raise error("50032", detail=f"server {self.name} is down")
+            # the order of mmcTask::authenticate: the user, SYSDBA rights, the password, admin mode
             row = self.db.execute("SELECT password FROM __users WHERE name=?", (user,)).fetchone()
             if row is None:
-                raise error("4102D")
+                raise error("31010")
+            if sysdba and user not in SYSDBA_USERS:
+                raise error("41043")
             if row[0] != password:
                 raise error("4102E")
-            if sysdba and user not in SYSDBA_USERS:
-                raise error("4106E") if self.props["ADMIN_MODE"] else error("31084")
             if self.props["ADMIN_MODE"] and not (sysdba and user in SYSDBA_USERS):
                 raise error("4106E")
             if sysdba and any(s.sysdba for s in self.sessions.values()):
@@ -255,6 +320,10 @@ class Server:
                     # the server dies on this statement: it is not executed, the client loses the link
                     threading.Thread(target=self.on_crash, daemon=True).start()
                     raise error("51043", detail=f"server {self.name} went down (injected fault)")
+                if code == "RESTART":
+                    # the statement runs; the server restarts when this session ends (between two steps)
+                    session.restart_at_logout = True
+                    break
                 raise error(code, detail="(injected fault)")
         stmt = sp.parse(sql)
         handler: Callable[[Session, Any, list[Any]], Result] = getattr(self, "_do_" + type(stmt).__name__)
@@ -300,7 +369,7 @@ class Server:
             db.execute("ROLLBACK TO stmt")
             db.execute("RELEASE stmt")
             self._finish_autocommit(session, ok=False)
-            raise error("31056") if "NOT NULL" in str(exc) else error("11058") from None
+            raise error("31074") if "NOT NULL" in str(exc) else error("11058") from None
         except BaseException:
             db.execute("ROLLBACK TO stmt")
             db.execute("RELEASE stmt")
@@ -380,7 +449,7 @@ class Server:
                 if tdef.column(col.name):
                     raise error("31022")
                 if not col.nullable and col.default is None and rows:
-                    raise error("31056")
+                    raise error("31074")
                 default = "" if col.default is None else " DEFAULT " + _sqlite_literal(col.default)
                 db.execute(f'ALTER TABLE {sqlite_name(user, name)} ADD COLUMN "{col.name}"{default}')
                 tdef.columns.append(col)
@@ -425,7 +494,7 @@ class Server:
                     nulls = db.execute(f'SELECT COUNT(*) FROM {sqlite_name(user, name)} '
                                        f'WHERE "{col.name}" IS NULL').fetchone()[0]
                     if nulls:
-                        raise error("31056")
+                        raise error("31074")
                 if col.name in tdef.pk:
                     col.nullable = False
                 tdef.columns[tdef.columns.index(old)] = col
@@ -483,7 +552,7 @@ class Server:
 
         def work(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM __users WHERE name=?", (stmt.user,)).fetchone():
-                raise error("31022")
+                raise error("3103D")
             next_id = db.execute("SELECT MAX(user_id) + 1 FROM __users").fetchone()[0]
             db.execute("INSERT INTO __users VALUES (?, ?, ?)", (stmt.user, stmt.password, next_id))
 
@@ -495,17 +564,18 @@ class Server:
 
         def work(db: sqlite3.Connection) -> None:
             if db.execute("DELETE FROM __users WHERE name=?", (stmt.user,)).rowcount == 0:
-                raise error("4102D")
+                raise error("3103C")
 
         return self._ddl(session, work, "Drop success.")
 
     # ------------------------------------------------------------------ DML
     def _log(self, db: sqlite3.Connection, tdef: TableDef, op: str, payload: dict) -> None:
+        """Every change is logged, replicated table or not: a sender reads all log, and the gap (V$REPGAP)
+        and FLUSH count all of it. ``reps`` tags the replications the change belongs to."""
         reps = self.replications_of(tdef.user, tdef.name, db)
-        if reps:
-            body = json.dumps(payload, default=str)
-            db.execute("INSERT INTO __replog(reps, user, tbl, op, payload, size) VALUES (?, ?, ?, ?, ?, ?)",
-                       (json.dumps(reps), tdef.user, tdef.name, op, body, len(body) + 64))
+        body = json.dumps(payload, default=str)
+        db.execute("INSERT INTO __replog(reps, user, tbl, op, payload, size) VALUES (?, ?, ?, ?, ?, ?)",
+                   (json.dumps(reps), tdef.user, tdef.name, op, body, len(body) + 64))
 
     def _check_values(self, tdef: TableDef, row: dict[str, Any]) -> None:
         for name, value in row.items():
@@ -514,7 +584,7 @@ class Server:
                 raise error("31058", name=name)
             if value is None:
                 if not col.nullable:
-                    raise error("31056")
+                    raise error("31074", column=f" : {name}")
             elif col.type_name in NUMERIC_TYPES and not isinstance(value, (int, float)):
                 try:
                     float(value)
@@ -526,7 +596,7 @@ class Server:
         tdef = self.require_table(user, name)
         columns = stmt.columns or [c.name for c in tdef.columns]
         if len(columns) != len(stmt.values):
-            raise error("31001", detail="the number of values does not match the number of columns")
+            raise error("31053" if len(stmt.values) < len(columns) else "31054")
         _check_columns(stmt.values, {None: set()})
         values = []
         scratch = _scratch()
@@ -623,7 +693,7 @@ class Server:
         known: dict[str | None, set[str]] = {}
         for (src, alias), view in zip(stmt.sources, view_sources, strict=True):
             if view is not None:
-                cols = set(view.columns)
+                cols = set(view.columns_of(self))
             else:
                 cols = {c.name for c in self.require_table(*src.qualified(session.user)).columns}
             known.setdefault(None, set()).update(cols)
@@ -669,17 +739,16 @@ class Server:
     # ------------------------------------------------------------------ ALTER SYSTEM
     def _do_AlterSystemSet(self, session: Session, stmt: sp.AlterSystemSet, params: list) -> Result:
         name = stmt.name.upper()
-        if name == "ADMIN_MODE" and session.user not in SYSDBA_USERS:
+        if session.user not in SYSDBA_USERS:
+            raise error("311B1")  # the ALTER SYSTEM privilege is checked before the property
+        if name == "ADMIN_MODE" and session.user != "SYS":
             raise error("4107F")
-        if session.user != "SYS":
-            raise error("31084")
         allowed = SETTABLE.get(name, ())
-        if allowed == () or not isinstance(stmt.value, int) or stmt.value < 0 or \
-                (allowed is not None and stmt.value not in allowed):
-            raise error("41083", name=f"[{name}]")
-        with self.lock:
-            with self.tx(self.db):
-                self.db.execute("UPDATE __props SET value=? WHERE name=?", (stmt.value, name))
+        if allowed == ():
+            raise error("0104B", name=name)
+        if not isinstance(stmt.value, int) or stmt.value < 0 or (allowed is not None and stmt.value not in allowed):
+            raise error("0104C", name=name)
+        with self.lock:  # memory only: the configuration file is not touched (as on a real server)
             if name == "ADMIN_MODE" and self.props[name] != stmt.value:
                 self.admin_mode_changes.append((time.time(), stmt.value))  # for measuring outages
             self.props[name] = stmt.value

@@ -19,7 +19,7 @@ from altibase_sim import protocol
 from altibase_sim.errors import AltibaseError, error
 from altibase_sim.registry import read_registry, write_registry
 from altibase_sim.replication import ReplicationManager
-from altibase_sim.server import Server, Session
+from altibase_sim.server import DEFAULT_VERSION, Server, Session
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 LOAD_KEY_SPACE = 100_000_000  # application-load keys of server slot i are i*SPACE + n: no collisions
@@ -53,7 +53,7 @@ class _Handler(socketserver.BaseRequestHandler):
         finally:
             host.clients.discard(sock)
             if session is not None:
-                host.server.logout(session)
+                host.end_session(session)
 
 
 class _Listener(socketserver.ThreadingTCPServer):
@@ -91,6 +91,17 @@ class ServerHost:
                 pass
         self.server.disconnect_all()
 
+    def end_session(self, session: Session, sock: socket.socket | None = None) -> None:
+        """Log a session out; a RESTART fault armed by one of its statements restarts the server now,
+        before the client hears back (its socket is spared), so the next client meets the restarted
+        server."""
+        self.server.logout(session)
+        if session.restart_at_logout and self.server.on_restart is not None:
+            session.restart_at_logout = False
+            if sock is not None:
+                self.clients.discard(sock)
+            self.server.on_restart()
+
     def serve(self, request: dict, session: Session | None, sock: socket.socket) -> tuple[dict, Session | None]:
         op = request.get("op")
         if op == "login":
@@ -100,7 +111,7 @@ class ServerHost:
             return {"ok": True, "session_id": session.id}, session
         if op == "logout":
             if session is not None:
-                self.server.logout(session)
+                self.end_session(session, sock)
             return {"ok": True}, None
         if session is None:
             raise error("FFFFF", detail="not logged in")
@@ -220,24 +231,32 @@ class Simulation:
         registry = read_registry(self.state_dir)
         for name, entry in registry.get("servers", {}).items():
             self._open(name, entry["port"], entry["replication_port"], tuple(entry.get("aliases", ())),
-                       entry.get("sys_password", "manager"), up=entry.get("up", True))
+                       entry.get("sys_password", "manager"), up=entry.get("up", True),
+                       version=entry.get("version", DEFAULT_VERSION))
 
     # ------------------------------------------------------------------ registry
     def _save_registry(self) -> None:
         write_registry(self.state_dir, {"servers": {
             name: {"host": "127.0.0.1", "port": h.server.port, "replication_port": h.server.replication_port,
-                   "aliases": list(h.server.aliases), "up": h.server.up, "db": h.server.db_path}
+                   "aliases": list(h.server.aliases), "up": h.server.up, "db": h.server.db_path,
+                   "version": h.server.version, "config": h.server.config_path}
             for name, h in self.hosts.items()}})
 
     def slot(self, name: str) -> int:
         return list(self.hosts).index(name) + 1
 
+    def config_path(self, name: str) -> Path:
+        """The server's altibase.properties: read when it starts, never written by ALTER SYSTEM."""
+        return self.state_dir / f"{name}.properties"
+
     def _open(self, name: str, port: int, replication_port: int, aliases: tuple[str, ...], sys_password: str,
-              up: bool = True) -> ServerHost:
+              up: bool = True, version: str = DEFAULT_VERSION) -> ServerHost:
         server = Server(name, str(self.state_dir / f"{name}.db"), port=port, replication_port=replication_port,
-                        sys_password=sys_password, aliases=aliases)
+                        sys_password=sys_password, aliases=aliases, config_path=str(self.config_path(name)),
+                        version=version)
         ReplicationManager(server, self.resolve_peer)
         server.on_crash = lambda: self.server_down(name)
+        server.on_restart = lambda: self.restart_server(name)
         host = ServerHost(server)
         host.listen()  # the port is held even while the server is "down", so its address never changes
         self.hosts[name] = host
@@ -265,13 +284,14 @@ class Simulation:
 
     # ------------------------------------------------------------------ servers
     def add_server(self, name: str, aliases: list[str] | tuple[str, ...] = (), port: int = 0,
-                   replication_port: int = 20301, sys_password: str = "manager") -> dict:
+                   replication_port: int = 20301, sys_password: str = "manager",
+                   version: str = DEFAULT_VERSION) -> dict:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,62}", name):
             raise ValueError(f"invalid server name {name!r}")
         with self.lock:
             if name in self.hosts:
                 return self.describe(name)
-            self._open(name, port, replication_port, tuple(aliases), sys_password)
+            self._open(name, port, replication_port, tuple(aliases), sys_password, version=version)
             self._save_registry()
             return self.describe(name)
 
@@ -306,17 +326,39 @@ class Simulation:
             self._save_registry()
 
     def server_up(self, name: str) -> None:
+        """The server process starts: its configuration file's properties (not the ALTER SYSTEM values of
+        its previous life), a new start time, and the replications that were started start again."""
         with self.lock:
             server = self.server(name)
             if not server.up:
+                server.boot()
                 server.up = True
                 server.replication.resume_started()
                 self._save_registry()
 
+    def restart_server(self, name: str) -> None:
+        """A restart (a pod rescheduled, a crash and the liveness probe): down, then up again."""
+        self.server_down(name)
+        self.server_up(name)
+
+    def set_config(self, name: str, prop: str, value: int | None) -> dict[str, int]:
+        """Change the server's configuration file (None removes the line); it takes effect at the next
+        start, as on a real server. Returns the file's values."""
+        from altibase_sim.server import read_config, write_config
+
+        path = str(self.config_path(self.server(name).name))
+        values = read_config(path)
+        if value is None:
+            values.pop(prop.upper(), None)
+        else:
+            values[prop.upper()] = int(value)
+        write_config(path, values)
+        return values
+
     def describe(self, name: str) -> dict:
         server = self.server(name)
         return {"name": name, "host": "127.0.0.1", "port": server.port, "replication_port": server.replication_port,
-                "aliases": list(server.aliases), "up": server.up}
+                "aliases": list(server.aliases), "up": server.up, "version": server.version}
 
     def servers(self) -> list[dict]:
         return [self.describe(name) for name in self.hosts]

@@ -16,6 +16,24 @@ class View:
     name: str
     columns: tuple[str, ...]
     rows: Callable[[Server, Session], list[dict]]
+    since: dict[str, str] | None = None  # column -> the first server version that has it
+
+    def columns_of(self, server: Server) -> tuple[str, ...]:
+        """The columns as the server's version has them (a query naming a missing one gets ERR-31058)."""
+        if not self.since:
+            return self.columns
+        return tuple(c for c in self.columns if c not in self.since or _version(server.version) >= _version(self.since[c]))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _instance(server: Server, session: Session) -> list[dict]:
+    import time
+
+    return [{"STARTUP_PHASE": "SERVICE", "STARTUP_TIME_SEC": server.startup_time,
+             "WORKING_TIME_SEC": int(time.time()) - server.startup_time}]
 
 
 def _sessions(server: Server, session: Session) -> list[dict]:
@@ -92,15 +110,43 @@ def _columns(server: Server, session: Session) -> list[dict]:
     return out
 
 
+def _index_list(server: Server) -> list[dict]:
+    """Every index with its columns: the primary key's (system-named, as Altibase names it) and the
+    created ones."""
+    tables = {(u, n): (tid, json.loads(pk)) for u, n, tid, pk in
+              server.db.execute("SELECT user, name, table_id, pk FROM __tables")}
+    out = []
+    for (user, name), (table_id, pk) in sorted(tables.items(), key=lambda kv: kv[1][0]):
+        if pk:
+            out.append({"user": user, "name": f"__SYS_IDX_ID_{table_id}", "index_id": table_id, "table": (user, name),
+                        "columns": pk, "unique": True})
+    for rowid, user, name, tbl_user, tbl, columns, unique in server.db.execute(
+            "SELECT rowid, user, name, tbl_user, tbl, columns, is_unique FROM __indexes ORDER BY rowid"):
+        out.append({"user": user, "name": name, "index_id": 100000 + rowid, "table": (tbl_user, tbl),
+                    "columns": json.loads(columns), "unique": bool(unique)})
+    return [dict(index, table_id=tables.get(index["table"], (None,))[0]) for index in out]
+
+
 def _indices(server: Server, session: Session) -> list[dict]:
     ids = _user_ids(server)
-    tables = dict(((u, n), tid) for u, n, tid in server.db.execute("SELECT user, name, table_id FROM __tables"))
+    return [{"USER_ID": ids.get(i["user"]), "TBS_ID": 0, "TABLE_ID": i["table_id"], "INDEX_ID": i["index_id"],
+             "INDEX_NAME": i["name"], "INDEX_TYPE": 1, "IS_UNIQUE": "T" if i["unique"] else "F",
+             "COLUMN_CNT": len(i["columns"])} for i in _index_list(server)]
+
+
+def _index_columns(server: Server, session: Session) -> list[dict]:
+    ids = _user_ids(server)
+    orders = {}
+    for table_id, columns in server.db.execute("SELECT table_id, columns FROM __tables"):
+        for order, data in enumerate(json.loads(columns), start=1):
+            orders[(table_id, data["name"])] = order
     out = []
-    for no, (user, name, tbl_user, tbl, columns, unique) in enumerate(server.db.execute(
-            "SELECT user, name, tbl_user, tbl, columns, is_unique FROM __indexes ORDER BY user, name"), start=1):
-        out.append({"USER_ID": ids.get(user), "TBS_ID": 0, "TABLE_ID": tables.get((tbl_user, tbl)), "INDEX_ID": no,
-                    "INDEX_NAME": name, "INDEX_TYPE": 1, "IS_UNIQUE": "T" if unique else "F",
-                    "COLUMN_CNT": len(json.loads(columns))})
+    for index in _index_list(server):
+        for position, column in enumerate(index["columns"], start=1):
+            order = orders.get((index["table_id"], column), 0)
+            out.append({"USER_ID": ids.get(index["user"]), "INDEX_ID": index["index_id"],
+                        "COLUMN_ID": index["table_id"] * 1024 + order, "INDEX_COL_ORDER": position - 1,
+                        "SORT_ORDER": "A", "TABLE_ID": index["table_id"]})
     return out
 
 
@@ -110,7 +156,8 @@ def _repl(method: str) -> Callable[[Server, Session], list[dict]]:
 
 _VIEWS = [
     View("V$REPGAP", ("REP_NAME", "START_FLAG", "REP_LAST_SN", "REP_SN", "REP_GAP", "REP_GAP_SIZE",
-                      "READ_LFG_ID", "READ_FILE_NO", "READ_OFFSET"), _repl("gap_rows")),
+                      "READ_LFG_ID", "READ_FILE_NO", "READ_OFFSET"), _repl("gap_rows"), since={"REP_GAP_SIZE": "7.3"}),
+    View("V$INSTANCE", ("STARTUP_PHASE", "STARTUP_TIME_SEC", "WORKING_TIME_SEC"), _instance),
     View("V$REPSENDER", ("REP_NAME", "START_FLAG", "NET_ERROR_FLAG", "XSN", "COMMIT_XSN", "STATUS", "SENDER_IP",
                          "PEER_IP", "SENDER_PORT", "PEER_PORT", "READ_LOG_COUNT", "SEND_LOG_COUNT", "REPL_MODE"),
          _repl("sender_rows")),
@@ -135,6 +182,8 @@ _VIEWS = [
                           "COLUMN_ORDER", "COLUMN_NAME", "IS_NULLABLE", "DEFAULT_VAL"), _columns),
     View("SYS_INDICES_", ("USER_ID", "TBS_ID", "TABLE_ID", "INDEX_ID", "INDEX_NAME", "INDEX_TYPE", "IS_UNIQUE",
                           "COLUMN_CNT"), _indices),
+    View("SYS_INDEX_COLUMNS_", ("USER_ID", "INDEX_ID", "COLUMN_ID", "INDEX_COL_ORDER", "SORT_ORDER", "TABLE_ID"),
+         _index_columns),
     View("DUAL", ("DUMMY",), lambda server, session: [{"DUMMY": "X"}]),
 ]
 _BY_NAME = {v.name: v for v in _VIEWS}
@@ -151,9 +200,10 @@ def lookup(name: sp.Name) -> View | None:
 
 
 def materialize(db: sqlite3.Connection, view: View, server: Server, session: Session) -> None:
-    cols = ", ".join(f'"{c}"' for c in view.columns)
+    columns = view.columns_of(server)
+    cols = ", ".join(f'"{c}"' for c in columns)
     db.execute(f'DROP TABLE IF EXISTS "{view.name}"')
     db.execute(f'CREATE TABLE "{view.name}" ({cols})')
     rows = view.rows(server, session)
-    db.executemany(f'INSERT INTO "{view.name}" VALUES ({", ".join("?" * len(view.columns))})',
-                   [[row.get(c) for c in view.columns] for row in rows])
+    db.executemany(f'INSERT INTO "{view.name}" VALUES ({", ".join("?" * len(columns))})',
+                   [[row.get(c) for c in columns] for row in rows])

@@ -2,7 +2,7 @@
 # Replication health of Altibase pairs (scheduled)
 
 Every 10 minutes, for every configured pair and each of its two servers, reads on one short,
-non-SYSDBA session: **REP_GAP / REP_GAP_SIZE** (`V$REPGAP`), the **sender status**
+non-SYSDBA session: **REP_GAP / REP_SN** (`V$REPGAP`; no REP_GAP_SIZE, which a 7.1 server lacks), the **sender status**
 (`V$REPSENDER.STATUS`: 1 RUN, 2 RETRY, no row = not running), the **receivers**
 (`V$REPRECEIVER`: peer, `SQL_APPLY_TABLE_COUNT`), **ADMIN_MODE** and
 **REPLICATION_SQL_APPLY_ENABLE** (`V$PROPERTY`) and the **session count** (`V$SESSION`, without

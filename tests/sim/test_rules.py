@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from altibase_sim import dbapi
+from altibase_sim.simulation import Simulation
 from tests.sim.helpers import query, run, seed_pair, wait_until
 
 
@@ -52,10 +53,13 @@ def test_replication_state_errors(engine):
     assert code_of(engine, "node1", "ALTER REPLICATION rep1 ADD TABLE FROM sys.t1 TO sys.t1") == "610FE"
     assert code_of(engine, "node1", "DROP REPLICATION rep1") == "610FE"
     run(engine, "node1", "ALTER REPLICATION rep1 STOP")
+    # no such table at all: table not found (qmv validation); a table that exists but is not an item: 6111A
+    assert code_of(engine, "node1", "ALTER REPLICATION rep1 DROP TABLE FROM sys.t9 TO sys.t9") == "61111"
+    run(engine, "node1", "CREATE TABLE t9 (c1 INTEGER PRIMARY KEY)")
     assert code_of(engine, "node1", "ALTER REPLICATION rep1 DROP TABLE FROM sys.t9 TO sys.t9") == "6111A"
     run(engine, "node1", "ALTER REPLICATION rep1 DROP TABLE FROM sys.t1 TO sys.t1")
     assert code_of(engine, "node1", "ALTER REPLICATION rep1 DROP TABLE FROM sys.t2 TO sys.t2") == "6106F"
-    assert code_of(engine, "node1", "ALTER REPLICATION rep1 ADD TABLE FROM sys.t2 TO sys.t2") == "3129B"
+    assert code_of(engine, "node1", "ALTER REPLICATION rep1 ADD TABLE FROM sys.t2 TO sys.t2") == "11058"
     run(engine, "node1", "DROP REPLICATION rep1")
 
 
@@ -73,7 +77,7 @@ def test_handshake_fails_when_peer_down_missing_or_definitions_differ(engine):
     assert code_of(engine, "node1", "ALTER REPLICATION rep1 START") == "6100D"
     engine.server_up("node2")
     # different definitions: refused unless the receiver is in SQL apply mode
-    run(engine, "node2", "DROP REPLICATION rep1", "ALTER TABLE t1 ADD COLUMN (c3 INTEGER)",
+    run(engine, "node2", "DROP REPLICATION rep1", "ALTER TABLE t1 MODIFY COLUMN (c2 BIGINT)",
         "CREATE REPLICATION rep1 WITH 'node1', 20301 FROM sys.t1 TO sys.t1")
     with pytest.raises(dbapi.Error, match="differ") as info:
         run(engine, "node1", "ALTER REPLICATION rep1 START")
@@ -98,8 +102,9 @@ def test_replication_statements_need_sys(engine):
     run(engine, "node1", "CREATE USER app IDENTIFIED BY app1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY)")
     assert code_of(engine, "node1", "ALTER REPLICATION rep1 START", sysdba=False, user="APP", password="app1") \
         == "31084"
+    # the ALTER SYSTEM privilege is checked first (311B1); 4107F is for a privileged user other than SYS
     assert code_of(engine, "node1", "ALTER SYSTEM SET ADMIN_MODE = 1", sysdba=False, user="APP",
-                   password="app1") == "4107F"
+                   password="app1") == "311B1"
     run(engine, "node1", "CREATE TABLE t (c1 INTEGER PRIMARY KEY)", sysdba=False, user="APP", password="app1")
     assert query(engine, "node1", "SELECT u.USER_NAME FROM SYSTEM_.SYS_TABLES_ t, SYSTEM_.SYS_USERS_ u "
                  "WHERE t.USER_ID = u.USER_ID AND t.TABLE_NAME = 'T'") == [("APP",)]
@@ -130,7 +135,17 @@ def test_admin_mode_login_rule_one_sysdba_session_and_existing_sessions_kept(eng
     plain_sys.close()
 
 
-def test_repgap_rows_exist_only_while_the_sender_runs_and_count_in_gap_units(engine):
+def test_repgap_rows_exist_only_while_the_sender_runs_and_count_in_gap_units(tmp_path):
+    engine = Simulation(tmp_path / "engine73")
+    for name in ("node1", "node2"):
+        engine.add_server(name, version="7.3")  # REP_GAP_SIZE and gap units came after 7.1
+    try:
+        _repgap_rows_in_gap_units(engine)
+    finally:
+        engine.shutdown()
+
+
+def _repgap_rows_in_gap_units(engine):
     seed_pair(engine)
     assert [r[0] for r in query(engine, "node1", "SELECT REP_NAME FROM V$REPGAP")] == ["REP1"]
     engine.pause_sender("node1", "REP1")

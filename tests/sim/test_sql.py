@@ -57,7 +57,7 @@ def test_indexes_and_constraint_errors(engine):
         "CREATE INDEX t1_i1 ON t1 (c2)", "INSERT INTO t1 VALUES (1, 1)")
     assert err(engine, "node1", "CREATE INDEX t1_i1 ON t1 (c1)") == "3104C"
     assert err(engine, "node1", "INSERT INTO t1 VALUES (1, 5)") == "11058"
-    assert err(engine, "node1", "INSERT INTO t1 VALUES (2, NULL)") == "31056"
+    assert err(engine, "node1", "INSERT INTO t1 VALUES (2, NULL)") == "31074"
     assert err(engine, "node1", "INSERT INTO t1 VALUES ('abc', 1)") == "21011"
     run(engine, "node1", "DROP INDEX t1_i1")
     assert err(engine, "node1", "DROP INDEX t1_i1") == "31014"
@@ -108,12 +108,13 @@ def test_session_id_dual_and_properties(engine):
     run(engine, "node1", "ALTER SYSTEM SET REPLICATION_SQL_APPLY_ENABLE = 1", sysdba=False)
     assert query(engine, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'REPLICATION_SQL_APPLY_ENABLE'") == \
         [("1",)]
-    assert err(engine, "node1", "ALTER SYSTEM SET NO_SUCH_PROPERTY = 1") == "41083"
-    assert err(engine, "node1", "ALTER SYSTEM SET ADMIN_MODE = 7") == "41083"
+    assert err(engine, "node1", "ALTER SYSTEM SET NO_SUCH_PROPERTY = 1") == "0104B"
+    assert err(engine, "node1", "ALTER SYSTEM SET ADMIN_MODE = 7") == "0104C"
 
 
 def test_indices_dictionary_lists_indexes_with_their_table(engine):
     run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)", "CREATE UNIQUE INDEX t1_u ON t1 (c2)")
     rows = query(engine, "node1", "SELECT i.INDEX_NAME, i.IS_UNIQUE, t.TABLE_NAME FROM SYSTEM_.SYS_INDICES_ i, "
                  "SYSTEM_.SYS_TABLES_ t WHERE i.TABLE_ID = t.TABLE_ID")
-    assert rows == [("T1_U", "T", "T1")]
+    # the primary key's index is listed too, under a system name, as Altibase does
+    assert rows == [("__SYS_IDX_ID_1001", "T", "T1"), ("T1_U", "T", "T1")]

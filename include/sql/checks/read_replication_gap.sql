@@ -1,1 +1,1 @@
-SELECT REP_NAME, REP_GAP, REP_GAP_SIZE FROM V$REPGAP WHERE REP_NAME = '{{ params.replication_name | ident }}';
+SELECT REP_NAME, REP_SN, REP_GAP FROM V$REPGAP WHERE REP_NAME = '{{ params.replication_name | ident }}';

@@ -52,7 +52,7 @@ class HealthReading:
     replication_started: bool | None = None
     sender_status: int | None = None  # None: no V$REPSENDER row, i.e. the sender is not running
     rep_gap: int | None = None
-    rep_gap_size: int | None = None
+    rep_sn: int | None = None  # the sender's position in the log
     receivers: list[dict[str, Any]] | None = None
     sql_apply_enable: int | None = None
     sql_apply_table_count: int | None = None
@@ -81,12 +81,12 @@ def read_server(target: dict[str, Any], thresholds: Thresholds, log: Logger) -> 
     reading.replication_exists = state.replication_exists
     reading.replication_started = state.is_started
     reading.sender_status = state.sender_status
-    reading.rep_gap, reading.rep_gap_size = state.gap, state.gap_size
+    reading.rep_gap, reading.rep_sn = state.gap, state.rep_sn
     reading.receivers = state.receivers
     reading.sql_apply_enable = state.properties.get("REPLICATION_SQL_APPLY_ENABLE")
     reading.sql_apply_table_count = state.sql_apply_table_count
     reading.sessions = state.other_sessions
-    if thresholds.stall_check_seconds > 0 and state.gap_size:
+    if thresholds.stall_check_seconds > 0 and state.gap:
         try:
             reading.stalled_rep_sn = _stalled(target, thresholds.stall_check_seconds, log)
         except AltibaseServerError as exc:  # lost between two reads: what was read still counts
@@ -105,11 +105,11 @@ def _stalled(target: dict[str, Any], seconds: float, log: Logger) -> int | None:
     first = hook.get_records_as_dicts(sql, (target["replication_name"],))
     if not first:
         return None
-    log.info("%s: REP_GAP_SIZE=%s, looking again in %ss to see whether the sender moves",
-             target["label"], first[0]["REP_GAP_SIZE"], seconds)
+    log.info("%s: REP_GAP=%s at REP_SN %s, looking again in %ss to see whether the sender moves",
+             target["label"], first[0]["REP_GAP"], first[0]["REP_SN"], seconds)
     time.sleep(seconds)
     second = hook.get_records_as_dicts(sql, (target["replication_name"],))
-    if second and int(second[0]["REP_SN"]) == int(first[0]["REP_SN"]) and int(second[0]["REP_GAP_SIZE"]) > 0:
+    if second and int(second[0]["REP_SN"]) == int(first[0]["REP_SN"]) and int(second[0]["REP_GAP"]) > 0:
         return int(second[0]["REP_SN"])
     return None
 
@@ -140,10 +140,10 @@ def find_problems(target: dict[str, Any], reading: HealthReading, thresholds: Th
                             f" — it cannot reach {target['peer']}")
     if reading.rep_gap is not None and reading.rep_gap > thresholds.max_rep_gap:
         problems.append(f"{who}: REP_GAP={reading.rep_gap} exceeds max_rep_gap={thresholds.max_rep_gap} "
-                        f"(REP_GAP_SIZE={reading.rep_gap_size} bytes not yet sent to {target['peer']})")
+                        f"(log not yet acknowledged by {target['peer']}; the sender is at REP_SN {reading.rep_sn})")
     if reading.stalled_rep_sn is not None:
         problems.append(f"{who}: the gap of {rep} is stuck — REP_SN stayed at {reading.stalled_rep_sn} for "
-                        f"{thresholds.stall_check_seconds:g}s with REP_GAP_SIZE={reading.rep_gap_size} bytes "
+                        f"{thresholds.stall_check_seconds:g}s with REP_GAP={reading.rep_gap} "
                         "waiting (sender paused or blocked)")
     if reading.sql_apply_enable == 1:
         problems.append(f"{who}: REPLICATION_SQL_APPLY_ENABLE=1 — SQL apply mode was left on after a rolling DDL;"
@@ -165,7 +165,7 @@ def read_and_judge(target: dict[str, Any], thresholds: Thresholds, log: Logger) 
 
 
 # ------------------------------------------------------------------------------------- report
-_COLUMNS = ("server", "role", "admin", "sender", "gap", "gap bytes", "receivers", "sql apply", "sessions")
+_COLUMNS = ("server", "role", "admin", "sender", "gap", "rep_sn", "receivers", "sql apply", "sessions")
 
 
 def report_table(results: list[dict[str, Any]]) -> str:
@@ -178,7 +178,7 @@ def report_table(results: list[dict[str, Any]]) -> str:
             continue
         sender = "-" if r["sender_status"] is None else SENDER_STATUS.get(r["sender_status"], str(r["sender_status"]))
         receivers = "-" if r["receivers"] is None else ",".join(str(x["PEER_IP"]) for x in r["receivers"]) or "none"
-        rows.append((t["label"], t["role"], _s(r["admin_mode"]), sender, _s(r["rep_gap"]), _s(r["rep_gap_size"]),
+        rows.append((t["label"], t["role"], _s(r["admin_mode"]), sender, _s(r["rep_gap"]), _s(r["rep_sn"]),
                      receivers, f"{_s(r['sql_apply_enable'])}/{_s(r['sql_apply_table_count'])}", _s(r["sessions"])))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(_COLUMNS))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)

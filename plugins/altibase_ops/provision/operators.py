@@ -31,7 +31,7 @@ from altibase_ops.sensors.altibase import ReplicationGapSensor, TimeoutsFromPara
 from altibase_ops.sql.steps import StepError, StepKind, run_script
 
 # Login errors that waiting cannot fix: a readiness wait fails at once on them.
-_LOGIN_REFUSED = frozenset({"4102D", "4102E"})  # invalid user / invalid password
+_LOGIN_REFUSED = frozenset({"31010", "4102E"})  # User not found / Invalid password
 
 
 

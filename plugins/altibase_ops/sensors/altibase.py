@@ -121,7 +121,7 @@ class _AltibaseCheckSensor(BaseSensorOperator):
 class ReplicationGapSensor(_AltibaseCheckSensor):
     """Wait until the replication's gap is 0 on this server (steps O3b, R1b).
 
-    Success only when V$REPGAP has the replication's row with REP_GAP = 0 (and REP_GAP_SIZE = 0).
+    Success only when V$REPGAP has the replication's row with REP_GAP = 0.
     No row means its sender is not running — never success: the task fails saying so.
     Run ``ALTER REPLICATION rep FLUSH WAIT n`` first for a gap that reflects everything committed.
 

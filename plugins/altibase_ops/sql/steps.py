@@ -54,10 +54,13 @@ class StepKind(StrEnum):
 ALREADY_DONE: dict[StepKind, frozenset[str]] = {
     StepKind.REPLICATION_STOP: frozenset({"61027"}),  # Replication did not start.
     StepKind.REPLICATION_START: frozenset({"6100A"}),  # The sender has already been started.
-    StepKind.REPLICATION_DROP_TABLE: frozenset({"6111A"}),  # No replication items found.
-    # ADD TABLE of a table already in the replication: the manuals name no error; 3129B
-    # "Duplicate table names." is the closest documented one and what the simulator raises.
-    StepKind.REPLICATION_ADD_TABLE: frozenset({"3129B"}),
+    # No replication items found: the table exists and is not an item (a table that does not exist is
+    # ERR-61111, a real failure)
+    StepKind.REPLICATION_DROP_TABLE: frozenset({"6111A"}),
+    # ADD TABLE of an item already there: no documented error (the source suggests the item catalog's
+    # unique index, ERR-11058, which also means other things), so no code at all; the DDL steps read
+    # SYS_REPL_ITEMS_ first and add only what is missing.
+    StepKind.REPLICATION_ADD_TABLE: frozenset(),
     StepKind.REPLICATION_FLUSH: frozenset(),
     StepKind.ADMIN_MODE: frozenset(),  # ALTER SYSTEM SET is idempotent; any error is real
     StepKind.SQL_APPLY_MODE: frozenset(),

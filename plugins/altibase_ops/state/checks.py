@@ -38,7 +38,10 @@ class CheckReading:
 
 
 def replication_gap(hook: AltibaseHook, *, replication_name: str) -> CheckReading:
-    """Done when V$REPGAP has the replication's row with REP_GAP = 0 (and REP_GAP_SIZE = 0).
+    """Done when V$REPGAP has the replication's row with REP_GAP = 0.
+
+    Only columns every modelled version has: a 7.1 server has no REP_GAP_SIZE (its REP_GAP counts log
+    records; 7.3's counts REPLICATION_GAP_UNIT units of REP_GAP_SIZE bytes, so both are 0 together).
 
     No row means the sender is not running: V$REPGAP lists only running senders, so "no rows" is
     never "gap 0". That cannot resolve by waiting, so it fails.
@@ -52,14 +55,11 @@ def replication_gap(hook: AltibaseHook, *, replication_name: str) -> CheckReadin
             f"confirmed as 0. Start it (ALTER REPLICATION {name} START) or see V$REPSENDER."
         ))
     row = rows[0]
-    gap = int(row["REP_GAP"])
-    size = row.get("REP_GAP_SIZE")
-    gap_size = None if size is None else int(size)
-    done = gap == 0 and (gap_size is None or gap_size == 0)
+    gap, rep_sn = int(row["REP_GAP"]), int(row["REP_SN"])
     return CheckReading(
-        DONE if done else WAITING,
-        f"replication {name} on {hook.altibase_conn_id}: REP_GAP={gap} REP_GAP_SIZE={gap_size}",
-        {"replication_name": name, "rep_gap": gap, "rep_gap_size": gap_size},
+        DONE if gap == 0 else WAITING,
+        f"replication {name} on {hook.altibase_conn_id}: REP_GAP={gap} (sender at REP_SN {rep_sn})",
+        {"replication_name": name, "rep_gap": gap, "rep_sn": rep_sn},
     )
 
 

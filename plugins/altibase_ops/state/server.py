@@ -27,7 +27,7 @@ class ServerState:
     receivers: list[dict[str, Any]] = field(default_factory=list)  # {PEER_IP, SQL_APPLY_TABLE_COUNT} per row
     sql_apply_table_count: int = 0
     gap: int | None = None  # REP_GAP, None without a running sender
-    gap_size: int | None = None  # REP_GAP_SIZE (bytes), likewise
+    rep_sn: int | None = None  # REP_SN, the sender's position in the log, likewise
     item_count: int = 0
     items: set[str] = field(default_factory=set)  # USER.TABLE in the replication
     tables: dict[str, TableState] = field(default_factory=dict)
@@ -72,7 +72,7 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
         state.sql_apply_table_count = sum(int(r["SQL_APPLY_TABLE_COUNT"]) for r in receivers)
         gap = rows(render_sql("checks/read_replication_gap.sql", replication_name=replication_name))
         state.gap = int(gap[0]["REP_GAP"]) if gap else None
-        state.gap_size = int(gap[0]["REP_GAP_SIZE"]) if gap and gap[0]["REP_GAP_SIZE"] is not None else None
+        state.rep_sn = int(gap[0]["REP_SN"]) if gap else None
         indexes = rows(render_sql("checks/read_table_indexes.sql"))
         state.index_tables = {f"{r['USER_NAME']}.{r['INDEX_NAME']}": f"{r['TABLE_USER']}.{r['TABLE_NAME']}"
                               for r in indexes}

@@ -42,19 +42,20 @@ def test_targets_know_which_servers_must_send():
 # ----------------------------------------------------------------------------------- judging
 TARGET = targets([pair("p1", "n1", "n2")])[0]
 HEALTHY = dict(reachable=True, admin_mode=0, replication_exists=True, replication_started=True, sender_status=1,
-               rep_gap=0, rep_gap_size=0, receivers=[], sql_apply_enable=0, sql_apply_table_count=0, sessions=3)
+               rep_gap=0, rep_sn=10, receivers=[], sql_apply_enable=0, sql_apply_table_count=0, sessions=3)
 
 
 @pytest.mark.parametrize("change, expected", [
     ({}, []),
-    ({"rep_gap": 101, "rep_gap_size": 105906176}, ["REP_GAP=101 exceeds max_rep_gap=100 (REP_GAP_SIZE=105906176"]),
+    ({"rep_gap": 101, "rep_sn": 900}, ["REP_GAP=101 exceeds max_rep_gap=100 (log not yet acknowledged by n2; "
+                                       "the sender is at REP_SN 900"]),
     ({"rep_gap": 100}, []),
     ({"sender_status": None, "rep_gap": None, "replication_started": False}, ["sender of REP1 is not running"]),
     ({"sender_status": 2}, ["STATUS=2 (RETRY)"]),
     ({"sql_apply_enable": 1}, ["REPLICATION_SQL_APPLY_ENABLE=1"]),
     ({"sql_apply_table_count": 2}, ["SQL_APPLY_TABLE_COUNT=2"]),
     ({"replication_exists": False}, ["replication REP1 does not exist"]),
-    ({"stalled_rep_sn": 42, "rep_gap": 1, "rep_gap_size": 300}, ["REP_SN stayed at 42 for 10s with REP_GAP_SIZE=300"]),
+    ({"stalled_rep_sn": 42, "rep_gap": 1, "rep_sn": 42}, ["REP_SN stayed at 42 for 10s with REP_GAP=1"]),
 ])
 def test_each_threshold_names_pair_server_and_value(change, expected):
     problems = find_problems(TARGET, HealthReading(**{**HEALTHY, **change}), Thresholds(max_rep_gap=100, stall_check_seconds=10))

@@ -70,15 +70,12 @@ def test_selects_are_returned_for_xcom(sim, altibase_conns):
         (StepKind.REPLICATION_STOP, "ALTER REPLICATION REP1 STOP;"),
         (StepKind.REPLICATION_START, "ALTER REPLICATION REP1 START;"),
         (StepKind.REPLICATION_DROP_TABLE, "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T1 TO SYS.T1;"),
-        (StepKind.REPLICATION_ADD_TABLE, "ALTER REPLICATION REP1 ADD TABLE FROM SYS.T2 TO SYS.T2;"),
     ],
 )
 def test_a_step_re_run_after_it_succeeded_is_already_done_only_for_its_kind(sim, altibase_conns, kind, sql):
     seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
     if kind == StepKind.REPLICATION_STOP:
         run(sim, "node1", "ALTER REPLICATION REP1 START")
-    if kind == StepKind.REPLICATION_ADD_TABLE:
-        run(sim, "node1", "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T2 TO SYS.T2")
     conn_id = altibase_conns["node1"]
     assert isql(conn_id, sql, step_kind=kind).execute(context={}) is None  # does the work
     assert isql(conn_id, sql, step_kind=kind).execute(context={}) is None  # re-run: already done
@@ -87,6 +84,15 @@ def test_a_step_re_run_after_it_succeeded_is_already_done_only_for_its_kind(sim,
         isql(conn_id, sql, step_kind=wrong_kind).execute(context={})
     with pytest.raises(StepError):
         isql(conn_id, sql).execute(context={})
+
+
+def test_add_table_of_an_item_already_there_is_never_already_done_by_its_code(sim, altibase_conns):
+    # the server's error for it is not documented (11058 by the source): the DDL steps read the items
+    # first instead, so a code-level "already done" would only hide a real failure
+    seed_pair(sim, tables=("T1", "T2"), start=False)
+    with pytest.raises(StepError, match="ERR-11058"):
+        isql(altibase_conns["node1"], "ALTER REPLICATION REP1 ADD TABLE FROM SYS.T2 TO SYS.T2;",
+             step_kind=StepKind.REPLICATION_ADD_TABLE).execute(context={})
 
 
 def test_already_done_does_not_cover_a_different_error_of_the_same_statement(sim, altibase_conns):
@@ -100,8 +106,9 @@ def test_template_file_renders_identifiers_through_the_filters(sim, altibase_con
     seed_pair(sim)
     step = isql(altibase_conns["node1"], "checks/read_replication_gap.sql")
     step.render_template_fields(context={"params": {"replication_name": "rep1"}})
-    assert step.sql.strip() == "SELECT REP_NAME, REP_GAP, REP_GAP_SIZE FROM V$REPGAP WHERE REP_NAME = 'REP1';"
-    assert step.execute(context={})[0]["rows"] == [{"REP_NAME": "REP1", "REP_GAP": "0", "REP_GAP_SIZE": "0"}]
+    assert step.sql.strip() == "SELECT REP_NAME, REP_SN, REP_GAP FROM V$REPGAP WHERE REP_NAME = 'REP1';"
+    [row] = step.execute(context={})[0]["rows"]
+    assert (row["REP_NAME"], row["REP_GAP"]) == ("REP1", "0") and int(row["REP_SN"]) >= 0
     hostile = isql(altibase_conns["node1"], "ALTER REPLICATION {{ params.rep | ident }} STOP;")
     with pytest.raises(InvalidIdentifierError):
         hostile.render_template_fields(context={"params": {"rep": "REP1; DROP TABLE T1"}})

@@ -31,7 +31,7 @@ def test_qualified_table_validates_both_parts():
 
 def test_check_templates_render_validated_names():
     assert render_sql("checks/read_replication_gap.sql", replication_name="rep1").strip() == (
-        "SELECT REP_NAME, REP_GAP, REP_GAP_SIZE FROM V$REPGAP WHERE REP_NAME = 'REP1';"
+        "SELECT REP_NAME, REP_SN, REP_GAP FROM V$REPGAP WHERE REP_NAME = 'REP1';"
     )
     assert render_sql("checks/read_sql_apply_count.sql", replication_name=None).strip() == (
         "SELECT REP_NAME, SQL_APPLY_TABLE_COUNT FROM V$REPRECEIVER;"

@@ -114,7 +114,6 @@ def test_judge_fails_on_nonzero_exit_without_error_text():
         (StepKind.REPLICATION_STOP, "61027"),
         (StepKind.REPLICATION_START, "6100A"),
         (StepKind.REPLICATION_DROP_TABLE, "6111A"),
-        (StepKind.REPLICATION_ADD_TABLE, "3129B"),
         (StepKind.PROVISION_CREATE, "31022"),
         (StepKind.PROVISION_CREATE, "61100"),
         (StepKind.REPLICATION_DROP, "6111B"),
