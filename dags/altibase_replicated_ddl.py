@@ -32,7 +32,12 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Label, Param, TriggerRule, task
 
-from altibase_ops.ddl.operators import VariantBranchOperator, build_variant, step_task_ids
+from altibase_ops.ddl.operators import (
+    VariantBranchOperator,
+    build_variant,
+    preflight_start_times,
+    step_task_ids,
+)
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
@@ -174,7 +179,7 @@ with DAG(
         wait_for_steps_to_settle(context, request, log)
         records = context["ti"].xcom_pull(task_ids=step_task_ids(request, "service")) or []
         history = [r for batch in records if batch for r in batch]
-        return restore(request, history, log)
+        return restore(request, history, log, started_at=preflight_start_times(context))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(**context) -> dict:

@@ -97,3 +97,25 @@ def test_preflight_refuses_a_sending_standby_and_changes_nothing(sim, monkeypatc
     for node in ("node1", "node2"):
         assert columns(sim, node) == ["C1", "C2"]
         assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+
+
+def test_a_server_restarted_inside_the_admin_window_fails_the_run_closed_and_recover_finishes(
+        sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_standby")
+    # O4 runs on the active, then the active restarts: it comes back with ADMIN_MODE 0 (its file's value)
+    sim.fail_once("node1", r"^ALTER REPLICATION REP1 DROP TABLE", "RESTART")
+    dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
+    assert str(dagrun.state) == "failed"
+    assert "can_stop_active_standby.O5_run_ddl_on_active" in failed_tasks(dagrun)
+    assert "run_restore" in failed_tasks(dagrun)  # fails closed: says the server restarted
+    ddl_step = dagrun.get_task_instance("can_stop_active_standby.O5_run_ddl_on_active")
+    assert ddl_step.xcom_pull(task_ids=ddl_step.task_id, key="audit")["statements"] == []  # nothing sent
+    assert columns(sim, "node1") == ["C1", "C2"]
+    # the service stays stopped: the application may have written on the restarted server
+    assert not any(load["running"] for load in sim.load_status())
+    for node in ("node1", "node2"):
+        assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+    # a new run with recover=true finishes (new start times), and nothing committed is lost
+    assert str(run_dag(conf(sim, "active_standby", "can_stop", recover=True)).state) == "success"
+    sim.load_start("node1", table="SYS.T1", interval=0.02)
+    assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])

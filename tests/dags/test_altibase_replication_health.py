@@ -150,7 +150,7 @@ def test_red_exactly_where_a_dba_must_look(sim, airflow_db, monkeypatch):
     def problems(label: str) -> str:
         return "\n".join(results[label]["problems"])
 
-    assert "pair stuck, server node3 (active, altibase_node3): REP_GAP=1 exceeds max_rep_gap=0" in problems("stuck/node3")
+    assert "pair stuck, server node3 (active, altibase_node3): REP_GAP=20 exceeds max_rep_gap=0" in problems("stuck/node3")
     assert "the gap of REP1 is stuck — REP_SN stayed at" in problems("stuck/node3")
     assert "pair stopped, server node5 (active, altibase_node5): the sender of REP1 is not running" in \
         problems("stopped/node5")

@@ -18,11 +18,19 @@ from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
 
 from altibase_ops.ddl.procedure import VARIANTS, Step, procedure, variant_id
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.steps import step_check, step_script, step_service_target
+from altibase_ops.ddl.steps import prepare_step, step_check, step_script, step_service_target
 from altibase_ops.ddl.verify import RowCountCheckOperator
 from altibase_ops.operators.isql import IsqlOperator
 from altibase_ops.sensors.altibase import ReplicationGapSensor, SessionCountSensor, SqlApplySensor
 from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
+
+PREFLIGHT_TASK_ID = "run_preflight"
+
+
+def preflight_start_times(context: Context) -> dict[str, int]:
+    """Each server's V$INSTANCE.STARTUP_TIME_SEC as this run's preflight read it ({} without one)."""
+    report = context["ti"].xcom_pull(task_ids=PREFLIGHT_TASK_ID) or {}
+    return {name: int(value) for name, value in (report.get("started_at") or {}).items()}
 
 
 class DdlStepMixin:
@@ -40,8 +48,9 @@ class DdlStepMixin:
 
 class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
     """An iSQL step on its role's server. Leaves an audit record (XCom ``audit``): server,
-    statements, when, how long, each statement's result — whether the step succeeds or fails. The DDL
-    step (O5/R5) reads its server first and runs only the statements not applied there yet."""
+    statements, when, how long, each statement's result — whether the step succeeds or fails. It reads
+    its server first (``ddl.steps.prepare_step``): a server restarted since preflight fails the step
+    before anything is sent, and only what is not done there yet is sent."""
 
     template_fields: Sequence[str] = (*IsqlOperator.template_fields, "runner", "password_secret_name",
                                       "password_secret_key")
@@ -64,12 +73,11 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
         started = time.time()
         outcome = "failed"
         try:
-            if self.step.action == "ddl":
-                self.sql = step_script(self.step, DdlRequest.from_params(context["params"]), self.log)
-                if not self.sql:
-                    self.log.info("every DDL statement is already applied on %s", self.altibase_conn_id)
-                    outcome = "success"
-                    return None
+            self.sql = prepare_step(self.step, DdlRequest.from_params(context["params"]),
+                                    preflight_start_times(context), self.log)
+            if not self.sql:
+                outcome = "success"
+                return None
             value = super().execute(context)
             outcome = "success"
             return value
@@ -83,7 +91,13 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
 
 
 class _DdlCheckStep(DdlStepMixin):
-    """A sensor step: its server, check arguments and timeout from the request."""
+    """A sensor step: its server, check arguments and timeout from the request; the server must still
+    be the process preflight read (a restart fails the wait)."""
+
+    def execute(self, context: Context) -> Any:
+        request = DdlRequest.from_params(context["params"])
+        self.server_started_at = preflight_start_times(context).get(request.server(self.step.role).name)
+        return super().execute(context)  # type: ignore[misc]
 
     def apply_request(self, request: DdlRequest) -> None:
         self.altibase_conn_id = request.server(self.step.role).conn_id

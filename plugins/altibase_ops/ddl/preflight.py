@@ -116,4 +116,6 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
         raise PreflightError("preflight found problems, nothing was changed:\n- " + "\n- ".join(problems))
     report = {name: state.summary() for name, state in states.items()}
     log.info("preflight passed: %s", report)
-    return {"servers": report, "notes": notes}
+    # every step checks its server is still this process: a restart drops what ALTER SYSTEM set
+    started_at = {name: state.startup_time for name, state in states.items()}
+    return {"servers": report, "notes": notes, "started_at": started_at}

@@ -19,6 +19,7 @@ from altibase_ops.ddl.state import ddl_progress, read_all
 from altibase_ops.ddl.steps import render_ddl_sql, run_on
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
+from altibase_ops.state.server import restart_message
 
 # Task states in which a step may still hold a session on a server.
 _UNSETTLED = {"running", "queued", "scheduled", "deferred", "up_for_retry", "up_for_reschedule", "restarting"}
@@ -61,7 +62,7 @@ def wait_for_steps_to_settle(context: Context, request: DdlRequest, log: Any, ti
 
 
 def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
-            resumable_ok: bool = False) -> dict[str, Any]:
+            resumable_ok: bool = False, started_at: dict[str, int] | None = None) -> dict[str, Any]:
     """Put every server back to a safe state; never guess.
 
     Admin mode goes back to 0. Tables out of replication go back in where their definitions agree —
@@ -70,12 +71,20 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     can_stop mode it never does). Replication restarts where the handshake succeeds; the service
     comes back only when the pair replicates every listed table. Otherwise: UnsafeToRestoreError with
     the state of each server and what an operator must do.
+
+    ``started_at``: each server's start time as the run's preflight read it. A server that restarted
+    since is set right like the others, but the service does not come back and restore fails: the
+    application may have written while the restarted server was out of admin mode.
     """
     rep = request.replication_name
     rolling = request.service_mode == "rolling"
     actions: list[str] = []
     notes: list[str] = []
     states = read_all(request)
+    restarted = {name: restart_message(name, int(started_at[name]), int(state.startup_time or 0),
+                                       state.properties.get("ADMIN_MODE"))
+                 for name, state in states.items()
+                 if started_at and name in started_at and state.startup_time != int(started_at[name])}
     needs_sender = request.senders
     for server in request.servers:
         if states[server.name].properties.get("ADMIN_MODE"):
@@ -106,9 +115,14 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         notes.append("definitions still differ between the servers; replication runs in SQL apply mode until a "
                      "run with recover=true finishes the procedure")
     start_failures = []
+    item_lists = {name: sorted(state.items) for name, state in states.items()}
+    if len({repr(items) for items in item_lists.values()}) > 1:
+        # the handshake refuses different item lists (ERR-6100D, item count): START would only fail
+        start_failures.append("replication not started: the servers hold different items of "
+                              f"{rep} ({item_lists}); the receiver's handshake would refuse it")
     for server in request.servers:
         wanted = server.name in needs_sender or states[server.name].is_started
-        if wanted and not states[server.name].sender_running:
+        if wanted and not states[server.name].sender_running and not start_failures:
             try:
                 run_on(server.conn_id, render_ddl_sql("ddl/start_replication.sql", request),
                        StepKind.REPLICATION_START)
@@ -133,6 +147,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         out = [t for t in request.tables if t not in state.items]
         if out:
             unsafe.append(f"{name}: {out} not in replication {rep}")
+    unsafe += [f"RESTARTED: {message}" for message in restarted.values()]
     if not unsafe and service_history:
         for record in perform("restore", request.service_control, "", "", service_history):
             actions.append(f"service on {record['server']}: back to {record['state']}")
@@ -146,12 +161,17 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         log.info("restore: left for the procedure to finish: %s", unsafe)
         return report
     if unsafe:
+        to_finish = (
+            "To finish: check what the application wrote on the restarted server, then trigger a new run with "
+            "the same parameters and recover=true (clearing this run's tasks would meet the restart again: its "
+            "steps compare the start time this run's preflight read)" if restarted else
+            "To finish: fix the cause shown in the failed task's log, then clear this run (or trigger a new run "
+            "with the same parameters and recover=true)")
         raise UnsafeToRestoreError(
             "restore stopped short of guessing. What it did: " + ("; ".join(actions) or "nothing") +
             ".\nWhat is not safe:\n- " + "\n- ".join(unsafe) +
             "\nServer states: " + repr(report["servers"]) +
-            "\nThe application service is still stopped. To finish: fix the cause shown in the failed task's "
-            "log, then clear this run (or trigger a new run with the same parameters and recover=true): every "
-            "step reads the state first, skips what is done (the DDL where it is already applied) and completes "
-            "the procedure. To undo instead, run the inverse DDL on the servers that have it, by hand.")
+            "\nThe application service is still stopped. " + to_finish + ": every step reads the state first, "
+            "skips what is done (the DDL where it is already applied) and completes the procedure. To undo "
+            "instead, run the inverse DDL on the servers that have it, by hand.")
     return report

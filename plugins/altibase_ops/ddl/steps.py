@@ -1,8 +1,12 @@
 """What each step of the procedure does, given the run's request: the one place both the DAG's
 operators (``ddl/operators.py``) and the fault matrix call, so neither can drift from the other.
 
-- ``step_script``: the statements an iSQL step sends (the DDL step reads its server first and keeps
-  only what is not applied there yet);
+- ``step_script``: the statements an iSQL step sends, as the plan shows them;
+- ``prepare_step``: what a step still has to send when it runs. State first: it reads its server
+  (one SYSDBA session), fails closed when the server restarted since preflight, and keeps only what
+  is not done there yet (tables still in / already out of the replication, a sender already running
+  or stopped, a property already set, DDL already applied). The "already done" codes of
+  ``sql.steps.ALREADY_DONE`` remain only for races;
 - ``step_check``: the state check a sensor step waits on;
 - ``step_service_target``: whose service a service step moves, and how;
 - ``run_on``: a script on one server through the hook (restore and the post-run checks; the steps
@@ -11,19 +15,27 @@ operators (``ddl/operators.py``) and the fault matrix call, so neither can drift
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from logging import Logger
 from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.ddl.procedure import Step
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, resolve_tables
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, is_applied
+from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.service.operator import ServiceTarget
 from altibase_ops.sql.steps import StatementResult, StepKind, run_script
 from altibase_ops.sql.templates import render_sql
-from altibase_ops.state.server import read_state
+from altibase_ops.state.server import ServerRestartedError, ServerState, read_state, restart_message
+
+# How long a step waits for the peer's single SYSDBA session (ERR-41041) when it must read the peer:
+# the peer's own step of the same stage holds it for a moment.
+PEER_BUSY_WAIT_SECONDS = 30
 
 
 def template_vars(request: DdlRequest) -> dict[str, Any]:
@@ -37,9 +49,10 @@ def render_ddl_sql(template: str, request: DdlRequest, **overrides: Any) -> str:
     return render_sql(template, filters=DDL_SQL_FILTERS, **{**template_vars(request), **overrides})
 
 
-def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger) -> list[str]:
+def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger, state: ServerState | None = None) -> list[str]:
     """The DDL statements this server does not show as applied yet (read first: a re-run skips the rest)."""
-    state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+    if state is None:
+        state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
     todo = []
     for stmt in resolve_tables(request.ddl, state):
         table = state.tables.get(stmt.table) if stmt.table else None
@@ -50,16 +63,79 @@ def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger) -> list[str]:
     return todo
 
 
-def step_script(step: Step, request: DdlRequest, log: Logger | None = None) -> str:
-    """The script an iSQL step sends. With a ``log``, the DDL step reads its server first and keeps
-    only the statements not applied there ('' when none is left); without, it is the whole DDL (the
-    plan, and what the task shows before it runs)."""
-    if step.action == "ddl" and log is not None:
-        todo = ddl_to_run(request, request.server(step.role).conn_id, log)
-        return render_ddl_sql("ddl/run_ddl.sql", request, ddl=todo) if todo else ""
+def step_script(step: Step, request: DdlRequest) -> str:
+    """The script an iSQL step sends when nothing of it is done yet: the plan, and what the task shows
+    before it runs (``prepare_step`` decides what is left when it runs)."""
     if step.template is None:
         raise ValueError(f"step {step.task_id} ({step.action}) sends no SQL")
     return render_ddl_sql(step.template, request)
+
+
+class ItemsDifferError(AirflowException):
+    """START would meet a peer with a different replication item list (the handshake refuses it)."""
+
+
+def read_when_free(conn_id: str, request: DdlRequest, wait: float = PEER_BUSY_WAIT_SECONDS) -> ServerState:
+    """A server's state, waiting while another SYSDBA session (a parallel step on it) is open."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+        except AltibaseServerError as exc:
+            if exc.code != "41041" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger) -> str:
+    """What the step still has to send ('' when nothing), after reading its server (state first).
+
+    ``started_at``: each server's V$INSTANCE.STARTUP_TIME_SEC as preflight read it; a server that
+    restarted since raises ServerRestartedError (its admin mode and SQL-apply setting went back to the
+    configuration file's), before anything is sent."""
+    server = request.server(step.role)
+    state = read_state(server.conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+    expected = (started_at or {}).get(server.name)
+    if expected is not None and state.startup_time != int(expected):
+        raise ServerRestartedError(restart_message(server.name, int(expected), int(state.startup_time or 0),
+                                                   state.properties.get("ADMIN_MODE")))
+    if step.action == "ddl":
+        todo = ddl_to_run(request, server.conn_id, log, state)
+        return render_ddl_sql("ddl/run_ddl.sql", request, ddl=todo) if todo else ""
+    kind = StepKind(step.step_kind)
+    skip = None
+    overrides: dict[str, Any] = {}
+    if kind == StepKind.REPLICATION_DROP_TABLE:
+        overrides["tables"] = [t for t in request.tables if t in state.items]
+        skip = "" if overrides["tables"] else "every table is already out of the replication"
+    elif kind == StepKind.REPLICATION_ADD_TABLE:
+        overrides["tables"] = [t for t in request.tables if t not in state.items]
+        skip = "" if overrides["tables"] else "every table is already in the replication"
+    elif kind == StepKind.REPLICATION_STOP and not state.sender_running:
+        skip = "its sender is not running"
+    elif kind == StepKind.REPLICATION_START:
+        if state.sender_running:
+            skip = "its sender is already running"
+        else:
+            peer = request.peer(step.role)
+            peer_items = read_when_free(peer.conn_id, request).items
+            if peer_items != state.items:
+                raise ItemsDifferError(
+                    f"{server.name} and {peer.name} hold different items of replication {request.replication_name}"
+                    f" ({sorted(state.items)} here, {sorted(peer_items)} there): START would fail its handshake "
+                    f"(the item count or the items differ), so it is not sent. A step that adds or removes "
+                    f"tables did not finish on one of them; see its task log.")
+    elif kind in (StepKind.ADMIN_MODE, StepKind.SQL_APPLY_MODE):
+        prop = "ADMIN_MODE" if kind == StepKind.ADMIN_MODE else "REPLICATION_SQL_APPLY_ENABLE"
+        wanted = 1 if step.name.endswith("_on") else 0
+        if state.properties.get(prop) == wanted:
+            skip = f"{prop} is already {wanted}"
+    if skip:
+        log.info("%s on %s: nothing to send, %s", step.step_id, server.name, skip)
+        return ""
+    if overrides.get("tables") and overrides["tables"] != request.tables:
+        log.info("%s on %s: only %s (the others are done)", step.step_id, server.name, overrides["tables"])
+    return render_ddl_sql(step.template, request, **overrides)
 
 
 def step_check(step: Step, request: DdlRequest) -> tuple[str, dict[str, Any], float]:

@@ -66,6 +66,9 @@ class _AltibaseCheckSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.altibase_conn_id = altibase_conn_id
         self.deferrable = deferrable
+        # V$INSTANCE.STARTUP_TIME_SEC the server must still have (a procedure step sets it): a server
+        # that restarted fails the check instead of being waited on
+        self.server_started_at: int | None = None
 
     def check_arguments(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -76,7 +79,7 @@ class _AltibaseCheckSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         reading = run_check(self.check_name, self.altibase_conn_id, self.check_arguments(),
-                            client_info=self._client_info())
+                            client_info=self._client_info(), server_started_at=self.server_started_at)
         self.log.info("%s", reading.message)
         # kept for the timeout message: BaseSensorOperator's own says only how long it waited
         self._last_reading = reading.message
@@ -101,6 +104,7 @@ class _AltibaseCheckSensor(BaseSensorOperator):
                 poke_interval=self.poke_interval,
                 deadline=time.time() + self.timeout,
                 client_info=self._client_info(),
+                server_started_at=self.server_started_at,
             ),
             method_name="execute_complete",
             timeout=datetime.timedelta(seconds=self.timeout + _DEFER_GRACE_SECONDS),

@@ -16,6 +16,7 @@ from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.identifiers import identifier
 from altibase_ops.sql.templates import render_sql
+from altibase_ops.state.server import read_startup_time, restart_message
 
 DONE, WAITING, FAILED = "done", "waiting", "failed"
 
@@ -113,10 +114,19 @@ def sql_apply(hook: AltibaseHook, *, replication_name: str | None) -> CheckReadi
 CHECKS = {"replication_gap": replication_gap, "sessions": other_sessions, "sql_apply": sql_apply}
 
 
-def run_check(check: str, altibase_conn_id: str, arguments: dict[str, Any], *, client_info: str) -> CheckReading:
-    """Run one check on a fresh SYSDBA connection (opened and closed inside)."""
+def run_check(check: str, altibase_conn_id: str, arguments: dict[str, Any], *, client_info: str,
+              server_started_at: int | None = None) -> CheckReading:
+    """Run one check on a fresh SYSDBA connection (opened and closed inside).
+
+    ``server_started_at``: the server's V$INSTANCE.STARTUP_TIME_SEC when the run began; a server that
+    restarted since fails the check (what the run set with ALTER SYSTEM is gone)."""
     hook = AltibaseHook(altibase_conn_id=altibase_conn_id, sysdba=True, client_info=client_info)
     try:
+        if server_started_at is not None:
+            with hook.session() as session:
+                actual = read_startup_time(session)
+            if actual != int(server_started_at):
+                return CheckReading(FAILED, restart_message(altibase_conn_id, int(server_started_at), actual))
         return CHECKS[check](hook, **arguments)
     except AltibaseServerError as exc:
         if exc.code in _BUSY_CODES:

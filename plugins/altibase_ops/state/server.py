@@ -8,16 +8,54 @@ log in; one session, closed at the end: the server allows a single SYSDBA sessio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.templates import render_sql
 from altibase_ops.state.catalog import TableState
 
 
+class ServerRestartedError(AirflowException):
+    """A server restarted since the run read it first: what the run set with ALTER SYSTEM is gone."""
+
+
+def read_startup_time(session: Any) -> int:
+    """V$INSTANCE.STARTUP_TIME_SEC on an open session: the server process's start, epoch seconds."""
+    return int(session.dicts(render_sql("checks/read_instance.sql"))[0]["STARTUP_TIME_SEC"])
+
+
+def restart_message(server: str, expected: int, actual: int, admin_mode: int | None = None) -> str:
+    """What a restart in the middle of a run means and what to do, for the task log and restore."""
+    def when(seconds: int) -> str:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    now = "" if admin_mode is None else f" (ADMIN_MODE is {admin_mode} now)"
+    return (f"{server} restarted at {when(actual)} (V$INSTANCE.STARTUP_TIME_SEC {actual}; it was {expected}, "
+            f"started {when(expected)}, when this run's preflight read it). A restarted server comes back with "
+            f"its configuration file's properties: the ADMIN_MODE and REPLICATION_SQL_APPLY_ENABLE this run set "
+            f"are gone{now}, so the application may have logged in and written while the procedure expected it "
+            f"locked out, and replication started again wherever it was started. The run stops here rather than "
+            f"go on with a server in a state it did not set. Next: find what the application wrote on {server} "
+            f"since the restart (tables out of replication do not ship those rows to the peer), then trigger a "
+            f"new run with recover=true: restore puts admin mode, the replication items and the senders right, "
+            f"and preflight reads the new start time.")
+
+
+def check_not_restarted(server: str, session: Any, expected: int | None) -> int:
+    """The server's start time, after checking it is the one the run's preflight read (if given)."""
+    actual = read_startup_time(session)
+    if expected is not None and actual != int(expected):
+        raise ServerRestartedError(restart_message(server, int(expected), actual))
+    return actual
+
+
 @dataclass
 class ServerState:
     conn_id: str
+    startup_time: int | None = None  # V$INSTANCE.STARTUP_TIME_SEC: changes on every restart
     properties: dict[str, int] = field(default_factory=dict)
     replication_exists: bool = False
     is_started: bool = False  # SYS_REPLICATIONS_.IS_STARTED
@@ -54,6 +92,7 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
     hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=sysdba, client_info=client_info)
     with hook.session() as session:
         rows = session.dicts
+        state.startup_time = read_startup_time(session)
         state.properties = {r["NAME"]: int(r["VALUE1"]) for r in rows(render_sql("checks/read_properties.sql"))}
         rep = rows(render_sql("checks/read_replication.sql"), (replication_name,))
         if rep:

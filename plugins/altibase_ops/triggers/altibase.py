@@ -34,8 +34,10 @@ class AltibaseCheckTrigger(BaseTrigger):
         poke_interval: float,
         deadline: float,
         client_info: str = "airflow",
+        server_started_at: int | None = None,
     ) -> None:
         super().__init__()
+        self.server_started_at = server_started_at
         self.check = check
         self.altibase_conn_id = altibase_conn_id
         self.arguments = arguments
@@ -53,6 +55,7 @@ class AltibaseCheckTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "deadline": self.deadline,
                 "client_info": self.client_info,
+                "server_started_at": self.server_started_at,
             },
         )
 
@@ -60,7 +63,8 @@ class AltibaseCheckTrigger(BaseTrigger):
         while True:
             try:
                 reading = await asyncio.to_thread(
-                    run_check, self.check, self.altibase_conn_id, self.arguments, client_info=self.client_info
+                    run_check, self.check, self.altibase_conn_id, self.arguments, client_info=self.client_info,
+                    server_started_at=self.server_started_at,
                 )
             except Exception as exc:
                 yield TriggerEvent({"status": "error", "message": str(exc), "value": None})

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from altibase_ops.ddl.operators import DdlGapSensor, DdlIsqlStepOperator, DdlServiceStepOperator, build_step
 from altibase_ops.ddl.procedure import procedure
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.steps import step_check, step_script, step_service_target
-from tests.sim.helpers import run
+from altibase_ops.ddl.steps import ItemsDifferError, prepare_step, step_check, step_script, step_service_target
+from altibase_ops.state.server import ServerRestartedError
+from tests.sim.helpers import query, run, seed_pair
 
 log = logging.getLogger("ddl-steps")
 PARAMS = {
@@ -29,10 +32,55 @@ def test_the_ddl_step_reads_its_server_first_and_sends_only_what_is_missing(sim,
     run(sim, "node1", "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER)")  # node1 already has it
     request = DdlRequest.from_params(PARAMS)
     on_active, on_standby = STEPS["O5_run_ddl_on_active"], STEPS["O5_run_ddl_on_standby"]
-    assert step_script(on_active, request, log) == ""
-    assert step_script(on_standby, request, log).strip() == "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER);"
-    # without a log (the plan, the rendered template) it is the whole DDL, nothing read
+    assert prepare_step(on_active, request, None, log) == ""
+    assert prepare_step(on_standby, request, None, log).strip() == "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER);"
+    # the plan, the rendered template: the whole DDL, nothing read
     assert step_script(on_active, request).strip() == "ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER);"
+
+
+def two_table_request() -> DdlRequest:
+    return DdlRequest.from_params({**PARAMS, "tables": ["SYS.T1", "SYS.T2"],
+                                   "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"]})
+
+
+def test_every_step_reads_its_server_first_and_sends_only_what_is_not_done(sim, altibase_conns):
+    seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
+    run(sim, "node1", "ALTER REPLICATION REP1 START")
+    request = two_table_request()
+    stop, drop = STEPS["O3c_stop_replication_on_active"], STEPS["O4_drop_table_on_active"]
+    add, start = STEPS["O6_add_table_on_active"], STEPS["O7_start_replication_on_active"]
+    admin_on, admin_off = STEPS["O2_admin_mode_on_on_active"], STEPS["O8_admin_mode_off_on_active"]
+    assert prepare_step(admin_off, request, None, log) == ""  # ADMIN_MODE is already 0
+    assert prepare_step(admin_on, request, None, log).strip() == "ALTER SYSTEM SET ADMIN_MODE = 1;"
+    assert prepare_step(start, request, None, log) == ""  # the sender runs
+    run(sim, "node1", "ALTER REPLICATION REP1 STOP")
+    assert prepare_step(stop, request, None, log) == ""  # already stopped
+    run(sim, "node1", "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T1 TO SYS.T1")
+    assert prepare_step(drop, request, None, log).strip() == "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T2 TO SYS.T2;"
+    assert prepare_step(add, request, None, log).strip() == "ALTER REPLICATION REP1 ADD TABLE FROM SYS.T1 TO SYS.T1;"
+
+
+def test_start_is_not_sent_while_the_peer_holds_a_different_item_list(sim, altibase_conns):
+    seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
+    run(sim, "node2", "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T1 TO SYS.T1")  # the standby's O4 ran, O6 not
+    with pytest.raises(ItemsDifferError, match=r"node1 and node2 hold different items .*SYS\.T1"):
+        prepare_step(STEPS["O7_start_replication_on_active"], two_table_request(), None, log)
+    run(sim, "node2", "ALTER REPLICATION REP1 ADD TABLE FROM SYS.T1 TO SYS.T1")
+    assert "START" in prepare_step(STEPS["O7_start_replication_on_active"], two_table_request(), None, log)
+
+
+def test_a_server_restarted_since_preflight_fails_the_step_before_anything_is_sent(sim, altibase_conns):
+    seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
+    started = {n: query(sim, n, "SELECT STARTUP_TIME_SEC FROM V$INSTANCE")[0][0] for n in ("node1", "node2")}
+    step = STEPS["O4_drop_table_on_standby"]
+    assert "DROP TABLE" in prepare_step(step, two_table_request(), started, log)
+    run(sim, "node2", "ALTER SYSTEM SET ADMIN_MODE = 1")
+    sim.restart_server("node2")
+    with pytest.raises(ServerRestartedError) as info:
+        prepare_step(step, two_table_request(), started, log)
+    text = str(info.value)
+    assert "node2 restarted at" in text and "ADMIN_MODE is 0 now" in text and "recover=true" in text
+    assert query(sim, "node2", "SELECT COUNT(*) FROM SYSTEM_.SYS_REPL_ITEMS_")[0][0] == 3  # nothing was sent
 
 
 def test_an_isql_step_takes_server_runner_and_sql_from_the_params():

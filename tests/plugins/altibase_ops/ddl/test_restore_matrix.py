@@ -19,7 +19,7 @@ from altibase_ops.ddl.preflight import preflight
 from altibase_ops.ddl.procedure import procedure
 from altibase_ops.ddl.request import TOPOLOGY_ROLES, DdlRequest
 from altibase_ops.ddl.restore import UnsafeToRestoreError, restore
-from altibase_ops.ddl.steps import run_on, step_check, step_script, step_service_target
+from altibase_ops.ddl.steps import prepare_step, run_on, step_check, step_service_target
 from altibase_ops.ddl.verify import compare_row_counts, post_checks
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
@@ -40,16 +40,17 @@ def request_for(sim, topology, mode, **extra):
         "service_control": {"mode": "simulator", "state_dir": str(sim.state_dir)}, "dry_run": False, **extra})
 
 
-def run_step(step, request, history):
+def run_step(step, request, history, started_at=None):
     """One step, through the functions its task calls."""
     server = request.server(step.role)
     if step.action in ("isql", "ddl"):
-        script = step_script(step, request, log)
+        script = prepare_step(step, request, started_at, log)
         if script:
             run_on(server.conn_id, script, StepKind(step.step_kind))
     elif step.action in ("gap", "sessions", "sql_apply"):
         check, arguments, timeout = step_check(step, request)
-        assert wait_until(lambda: run_check(check, server.conn_id, arguments, client_info="t").status == DONE,
+        assert wait_until(lambda: run_check(check, server.conn_id, arguments, client_info="t",
+                                            server_started_at=(started_at or {}).get(server.name)).status == DONE,
                           timeout=min(timeout, 20)), \
             (step.task_id, run_check(check, server.conn_id, arguments, client_info="t").message)
     elif step.action == "verify":
@@ -59,13 +60,15 @@ def run_step(step, request, history):
         history += perform(step.service, target.control, target.server, target.peer, list(history))
 
 
-def run_procedure(request, stop_before=None):
-    history: list[dict] = []
+def run_procedure(request, stop_before=None, started_at=None, history=None, start=0):
+    history = [] if history is None else history
     for number, stage in enumerate(procedure(request.topology, request.service_mode)):
+        if number < start:
+            continue
         if number == stop_before:
             return history
         for step in stage:
-            run_step(step, request, history)
+            run_step(step, request, history, started_at)
     return history
 
 
@@ -110,3 +113,90 @@ def test_failure_before_each_step_is_restored_or_explained_and_recover_finishes(
     run_procedure(again)
     post_checks(again, log)
     assert all(p.statements for p in plan_ddl_run(again))
+
+
+# A server restarted inside the admin-mode window: the next step on it fails closed before sending
+# anything, restore sets the pair right but keeps the service stopped and says why, and a new run with
+# recover=true finishes. (server restarted, the first step of the stage it meets)
+RESTARTS = {
+    ("active_standby", "can_stop"): ("node1", "O5_run_ddl_on_active"),
+    ("active_active", "can_stop"): ("node2", "O5_run_ddl_on_active2"),
+    ("active_active", "rolling"): ("node1", "t1_R5_run_ddl_on_active1"),
+    ("active_standby", "rolling"): ("node1", "t2_R5_run_ddl_on_active"),
+}
+
+
+@pytest.mark.parametrize("topology, mode", list(RESTARTS), ids=[f"{m}-{t}" for t, m in RESTARTS])
+def test_a_restart_inside_the_admin_window_fails_closed_and_recover_finishes(sim, monkeypatch, topology, mode):
+    from altibase_ops.state.server import ServerRestartedError
+
+    seed_replicated_pair(sim, topology=topology)
+    for server in sim.servers():
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    request = request_for(sim, topology, mode)
+    started_at = preflight(request, log)["started_at"]
+    restarted, task_id = RESTARTS[(topology, mode)]
+    stages = procedure(topology, mode)
+    number = next(i for i, stage in enumerate(stages) if any(s.task_id == task_id for s in stage))
+    history = run_procedure(request, stop_before=number, started_at=started_at)
+    with sim.connect(restarted, sysdba=True) as conn:
+        assert conn.cursor().execute("SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'").fetchall() == [("1",)]
+    sim.restart_server(restarted)
+    step = next(s for s in stages[number] if s.task_id == task_id)
+    with pytest.raises(ServerRestartedError, match=f"{restarted} restarted at .*ADMIN_MODE is 0 now"):
+        run_step(step, request, history, started_at)
+    with pytest.raises(UnsafeToRestoreError) as info:
+        restore(request, history, log, started_at=started_at)
+    text = str(info.value)
+    assert f"RESTARTED: {restarted} restarted" in text and "service is still stopped" in text
+    assert "clearing this run's tasks would meet the restart again" in text
+    # the new run: recover, preflight (new start times), the whole procedure, the post-checks
+    again = request_for(sim, topology, mode, recover=True)
+    restore(again, [], log, resumable_ok=True)
+    run_procedure(again, started_at=preflight(again, log)["started_at"])
+    post_checks(again, log)
+
+
+def test_a_peer_down_before_the_flush_times_it_out_and_nothing_after_it_runs(sim, monkeypatch):
+    from altibase_ops.sql.steps import StepError
+
+    seed_replicated_pair(sim, topology="active_standby")
+    for server in sim.servers():
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    request = request_for(sim, "active_standby", "can_stop", flush_wait_seconds=1)
+    started_at = preflight(request, log)["started_at"]
+    stages = procedure("active_standby", "can_stop")
+    flush = next(i for i, stage in enumerate(stages) if stage[0].task_id == "O3a_flush_gap_on_active")
+    history = run_procedure(request, stop_before=flush, started_at=started_at)
+    sim.server_down("node2")
+    with sim.connect("node1", sysdba=True) as conn:
+        conn.cursor().execute("INSERT INTO SYS.T2 VALUES (1, 1)")  # a change the peer never acknowledges
+    with pytest.raises(StepError, match="ERR-61075"):
+        run_step(stages[flush][0], request, history, started_at)
+    sim.server_up("node2")  # back: a restarted process, so restore says so and keeps the service stopped
+    with pytest.raises(UnsafeToRestoreError, match="RESTARTED: node2 restarted"):
+        restore(request, history, log, started_at=started_at)
+    for node in ("node1", "node2"):
+        with sim.connect(node, sysdba=True) as conn:
+            assert conn.cursor().execute("SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'").fetchall() \
+                == [("0",)], node
+    again = request_for(sim, "active_standby", "can_stop", recover=True)
+    restore(again, [], log, resumable_ok=True)
+    run_procedure(again, started_at=preflight(again, log)["started_at"])
+    post_checks(again, log)  # nothing was lost: the change reached node2 once it was back
+
+
+@pytest.mark.parametrize("topology, mode", [("active_active", "rolling"), ("active_standby", "can_stop")])
+def test_the_procedure_runs_the_same_against_a_73_pair(sim, monkeypatch, topology, mode):
+    """7.3 adds V$REPGAP.REP_GAP_SIZE and counts REP_GAP in REPLICATION_GAP_UNIT units: no step may depend
+    on either (the default pair is 7.1, which has neither)."""
+    for node in ("node1", "node2"):
+        sim.remove_server(node, purge=True)
+        sim.add_server(node, version="7.3")
+    seed_replicated_pair(sim, topology=topology)
+    for server in sim.servers():
+        assert server["version"] == "7.3"
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    request = request_for(sim, topology, mode)
+    run_procedure(request, started_at=preflight(request, log)["started_at"])
+    post_checks(request, log)
