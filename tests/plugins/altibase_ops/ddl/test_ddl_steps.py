@@ -10,7 +10,13 @@ import pytest
 from altibase_ops.ddl.operators import DdlGapSensor, DdlIsqlStepOperator, DdlServiceStepOperator, build_step
 from altibase_ops.ddl.procedure import procedure
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.steps import ItemsDifferError, prepare_step, step_check, step_script, step_service_target
+from altibase_ops.ddl.steps import (
+    ItemsDifferError,
+    prepare_step,
+    step_check,
+    step_script,
+    step_service_target,
+)
 from altibase_ops.state.server import ServerRestartedError
 from tests.sim.helpers import query, run, seed_pair
 
