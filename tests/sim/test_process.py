@@ -87,6 +87,19 @@ def test_altibase_sim_cli_up_status_fault_and_errors(tmp_path):
         assert bad.returncode == 1 and "no server named 'nope'" in bad.stderr
         bad = subprocess.run([*cli, "frobnicate"], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+        # the configuration file: written now, read at the next start
+        config = subprocess.run([*cli, "config", "a1", "ADMIN_MODE=1"], capture_output=True, text=True, timeout=60)
+        assert config.returncode == 0 and config.stdout.strip() == "ADMIN_MODE=1"
+        assert "ADMIN_MODE = 1" in (tmp_path / "cli" / "a1.properties").read_text()
+        assert "a1" in (status := subprocess.run([*cli, "status"], capture_output=True, text=True,
+                                                 timeout=60).stdout) and "admin_mode=0" in status.splitlines()[0]
+        assert subprocess.run([*cli, "fault", "restart", "a1"], timeout=60).returncode == 0
+        status = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60).stdout
+        assert "admin_mode=1" in status.splitlines()[0]
+        bad = subprocess.run([*cli, "config", "a1", "ADMIN_MODE=yes"], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "expected PROPERTY=integer" in bad.stderr
+        added = subprocess.run([*cli, "add", "a3", "--version", "7.3"], capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0 and "(Altibase 7.3)" in added.stdout
     finally:
         subprocess.run([*cli, "down"], timeout=60)
     gone = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60)

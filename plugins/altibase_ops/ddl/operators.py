@@ -18,11 +18,20 @@ from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
 
 from altibase_ops.ddl.procedure import VARIANTS, Step, procedure, variant_id
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.steps import prepare_step, step_check, step_script, step_service_target
+from altibase_ops.ddl.steps import (
+    BUSY,
+    PEER_BUSY_WAIT_SECONDS,
+    prepare_step,
+    step_check,
+    step_script,
+    step_service_target,
+)
 from altibase_ops.ddl.verify import RowCountCheckOperator
 from altibase_ops.operators.isql import IsqlOperator
 from altibase_ops.sensors.altibase import ReplicationGapSensor, SessionCountSensor, SqlApplySensor
 from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
+from altibase_ops.sql.isql import CONNECT_LABEL
+from altibase_ops.sql.steps import StepError
 
 PREFLIGHT_TASK_ID = "run_preflight"
 
@@ -78,7 +87,7 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
             if not self.sql:
                 outcome = "success"
                 return None
-            value = super().execute(context)
+            value = self._execute_when_free(context)
             outcome = "success"
             return value
         finally:
@@ -88,6 +97,22 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
                 "outcome": outcome,
                 "statements": [{"statement": r.statement, "result": r.summary, "code": r.code,
                                 "already_done": r.accepted} for r in self.results]})
+
+
+    def _execute_when_free(self, context: Context) -> Any:
+        """Run the script; a login refused because the server's single SYSDBA session is taken (a START
+        step of the same stage reading this server) ran nothing, so it is tried again for a while."""
+        deadline = time.monotonic() + PEER_BUSY_WAIT_SECONDS
+        while True:
+            try:
+                return super().execute(context)
+            except StepError as exc:
+                login = exc.results[0] if exc.results else None
+                refused = login is not None and login.statement == CONNECT_LABEL and login.code == BUSY
+                if not refused or time.monotonic() > deadline:
+                    raise
+                self.log.info("the SYSDBA session of %s is taken (ERR-%s); trying again", self.altibase_conn_id, BUSY)
+                time.sleep(0.5)
 
 
 class _DdlCheckStep(DdlStepMixin):

@@ -33,9 +33,10 @@ from altibase_ops.sql.steps import StatementResult, StepKind, run_script
 from altibase_ops.sql.templates import render_sql
 from altibase_ops.state.server import ServerRestartedError, ServerState, read_state, restart_message
 
-# How long a step waits for the peer's single SYSDBA session (ERR-41041) when it must read the peer:
-# the peer's own step of the same stage holds it for a moment.
+# How long a step waits for a server's single SYSDBA session (ERR-41041): a START step reads its peer,
+# whose own step of the same stage may hold the session for a moment (and the other way round).
 PEER_BUSY_WAIT_SECONDS = 30
+BUSY = "41041"  # Another SYSDBA session is already running.
 
 
 def template_vars(request: DdlRequest) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def read_when_free(conn_id: str, request: DdlRequest, wait: float = PEER_BUSY_WA
         try:
             return read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
         except AltibaseServerError as exc:
-            if exc.code != "41041" or time.monotonic() > deadline:
+            if exc.code != BUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
@@ -94,7 +95,7 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
     restarted since raises ServerRestartedError (its admin mode and SQL-apply setting went back to the
     configuration file's), before anything is sent."""
     server = request.server(step.role)
-    state = read_state(server.conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+    state = read_when_free(server.conn_id, request)  # a START step on the peer may be reading this server
     expected = (started_at or {}).get(server.name)
     if expected is not None and state.startup_time != int(expected):
         raise ServerRestartedError(restart_message(server.name, int(expected), int(state.startup_time or 0),

@@ -74,7 +74,8 @@ class ServerState:
     other_sessions: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {"admin_mode": self.properties.get("ADMIN_MODE"), "replication_started": self.is_started,
+        return {"started_at": self.startup_time, "admin_mode": self.properties.get("ADMIN_MODE"),
+                "replication_started": self.is_started,
                 "sender_running": self.sender_running, "receiver_running": self.receiver_running,
                 "gap": self.gap, "sql_apply_enable": self.properties.get("REPLICATION_SQL_APPLY_ENABLE"),
                 "sql_apply_table_count": self.sql_apply_table_count, "tables_in_replication": sorted(self.items),

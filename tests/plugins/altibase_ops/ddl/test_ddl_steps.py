@@ -117,3 +117,23 @@ def test_a_service_step_acts_on_its_roles_server_with_the_runs_approval_timeout(
     assert target == step_service_target(step, DdlRequest.from_params(PARAMS))
     assert (target.server, target.peer, target.approval_timeout.total_seconds()) == ("node1", "node2", 420)
     assert "REP1" in target.context_md and target.control == {"mode": "manual"}
+
+
+def test_an_isql_step_waits_out_a_sysdba_session_held_for_a_moment(sim, altibase_conns):
+    """A START step reads its peer as SYSDBA; the peer's own step, refused at login meanwhile (ERR-41041,
+    nothing ran), tries again instead of failing the stage."""
+    import threading
+
+    seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
+    operator = build_step(STEPS["O7_start_replication_on_active"], [])
+    operator.render_template_fields({"params": {**PARAMS, "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}})
+    held = sim.hold_session("node1", sysdba=True, client_info="the peer's START step reading node1")
+    threading.Timer(1.5, sim.release_session, args=(held,)).start()
+    operator._execute_when_free(context={})
+    assert query(sim, "node1", "SELECT REP_NAME FROM V$REPSENDER") == [("REP1",)]
+    # anything else is not retried: a real failure fails at once
+    bad = build_step(STEPS["O7_start_replication_on_active"], [])
+    bad.render_template_fields({"params": {**PARAMS, "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}})
+    bad.sql = "ALTER REPLICATION NOPE START;"
+    with pytest.raises(Exception, match="ERR-6111B"):
+        bad._execute_when_free(context={})
