@@ -13,6 +13,7 @@ import re
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ SYSDBA_USERS = {"SYS", "SYSTEM_"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS __users(name TEXT PRIMARY KEY, password TEXT NOT NULL, user_id INTEGER);
+CREATE TABLE IF NOT EXISTS __database(name TEXT PRIMARY KEY, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS __tables(user TEXT, name TEXT, table_id INTEGER, columns TEXT, pk TEXT,
                                     PRIMARY KEY(user, name));
 CREATE TABLE IF NOT EXISTS __indexes(user TEXT, name TEXT, tbl_user TEXT, tbl TEXT, columns TEXT,
@@ -184,6 +186,9 @@ class Server:
         with self.tx(self.db):
             self.db.execute("INSERT OR IGNORE INTO __users VALUES ('SYS', ?, 1)", (sys_password,))
             self.db.execute("INSERT OR IGNORE INTO __users VALUES ('SYSTEM_', ?, 0)", (sys_password,))
+            # made once, when the database is created (smmFT.cpp DB_SIGNATURE): kept across restarts
+            self.db.execute("INSERT OR IGNORE INTO __database VALUES ('mydb', ?)", (uuid.uuid4().hex,))
+        self.db_signature = self.db.execute("SELECT signature FROM __database").fetchone()[0]
         self.props: dict[str, int] = {}
         self.startup_time = 0
         self.boot()

@@ -158,6 +158,8 @@ _VIEWS = [
     View("V$REPGAP", ("REP_NAME", "START_FLAG", "REP_LAST_SN", "REP_SN", "REP_GAP", "REP_GAP_SIZE",
                       "READ_LFG_ID", "READ_FILE_NO", "READ_OFFSET"), _repl("gap_rows"), since={"REP_GAP_SIZE": "7.3"}),
     View("V$INSTANCE", ("STARTUP_PHASE", "STARTUP_TIME_SEC", "WORKING_TIME_SEC"), _instance),
+    View("V$DATABASE", ("DB_NAME", "DB_SIGNATURE"),
+         lambda server, session: [{"DB_NAME": "mydb", "DB_SIGNATURE": server.db_signature}]),
     View("V$REPSENDER", ("REP_NAME", "START_FLAG", "NET_ERROR_FLAG", "XSN", "COMMIT_XSN", "STATUS", "SENDER_IP",
                          "PEER_IP", "SENDER_PORT", "PEER_PORT", "READ_LOG_COUNT", "SEND_LOG_COUNT", "REPL_MODE"),
          _repl("sender_rows")),

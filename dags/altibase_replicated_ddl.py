@@ -41,9 +41,9 @@ from altibase_ops.ddl.operators import (
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
-from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
 from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
-from altibase_ops.ddl.statements import DDL_SQL_FILTERS
+from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
 from altibase_ops.ddl.summary import summarize
 from altibase_ops.ddl.verify import post_checks
 from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT
@@ -183,15 +183,20 @@ with DAG(
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(**context) -> dict:
-        request = DdlRequest.from_params(context["params"])
+        from airflow.sdk.exceptions import AirflowException
+
+        try:
+            request = DdlRequest.from_params(context["params"])
+        except (InvalidRequestError, InvalidDdlError, TypeError, ValueError) as exc:
+            # validate_params failed and said why; repeat it in one line, not a second traceback
+            raise AirflowException(f"the run's params are invalid ({exc}); validate_params refused them "
+                                   "before any server was touched") from None
         ti = context["ti"]
         audits = ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or []
         post = ti.xcom_pull(task_ids="run_post_checks")
         restored = ti.xcom_pull(task_ids="run_restore")
         result = summarize(request, list(audits), post, restored, log)
         if post is None:
-            from airflow.sdk.exceptions import AirflowException
-
             raise AirflowException("the procedure did not complete: see the failed task and run_restore's log")
         return result
 

@@ -55,6 +55,20 @@ def database_error(exc: BaseException) -> tuple[str | None, str] | None:
     return simulator.database_error(exc) or odbc.database_error(exc)
 
 
+def server_address(conn_id: str) -> tuple[str, int]:
+    """Where a Connection leads: (address, port), the host resolved when it resolves (two names for one
+    address are one server), as written otherwise."""
+    import socket
+
+    conn = BaseHook.get_connection(conn_id)
+    host = (conn.host or "127.0.0.1").strip().lower()
+    try:
+        host = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][4][0]
+    except OSError:
+        pass
+    return host, int(conn.port or 20300)
+
+
 def connection_problems(conn_id: str, *, runner: str) -> list[str]:
     """Why ``conn_id`` cannot serve a run, before anything is sent: it does not exist, names no usable
     backend, or (local iSQL runner) has no iSQL client for its backend. Empty when it can."""

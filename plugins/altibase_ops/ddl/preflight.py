@@ -9,9 +9,19 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from altibase_ops.backends import connection_problems
+from altibase_ops.backends import connection_problems, server_address
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
+from altibase_ops.exceptions import AltibaseServerError
+
+# Logins a server refused, and what to fix (the server answered: it is reachable).
+LOGIN_REFUSED = {
+    "4102E": "the server refused the password of the Connection's user (fix the Connection's password)",
+    "31010": "the server does not know the Connection's user (the login must be SYS)",
+    "41043": "the server refused a SYSDBA login for the Connection's user (the login must be SYS)",
+    "4106E": "the server is in admin mode and refused the login",
+    "41041": "another SYSDBA session is open on the server (someone else is working on it)",
+}
 
 
 class PreflightError(AirflowException):
@@ -23,6 +33,11 @@ def check_connections(request: DdlRequest) -> None:
     naming each problem otherwise. Reads Airflow's Connections only, no server."""
     problems = [f"{server.name}: {problem}" for server in request.servers
                 for problem in connection_problems(server.conn_id, runner=request.runner)]
+    if not problems:
+        addresses = {server.conn_id: server_address(server.conn_id) for server in request.servers}
+        if len(set(addresses.values())) == 1:
+            problems.append(f"{' and '.join(addresses)} both point at {addresses[request.servers[0].conn_id]}: a "
+                            f"pair is two servers")
     if problems:
         raise PreflightError("the Connections cannot serve this run, nothing was changed:\n- " + "\n- ".join(problems))
 
@@ -33,9 +48,18 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
     notes: list[str] = []
     try:
         states = read_all(request)
+    except AltibaseServerError as exc:
+        raise PreflightError(f"{LOGIN_REFUSED.get(exc.code or '', 'a server is not reachable')}: {exc}; "
+                             "nothing was changed") from None
     except AirflowException as exc:
-        raise PreflightError(f"a server is not reachable: {exc}") from None
+        raise PreflightError(f"a server is not reachable: {exc}; nothing was changed") from None
     senders_needed = request.senders
+    first, second = (states[s.name] for s in request.servers)
+    if (first.db_signature, first.startup_time) == (second.db_signature, second.startup_time):
+        raise PreflightError(
+            f"{request.servers[0].conn_id} and {request.servers[1].conn_id} reach the same server (same "
+            f"V$DATABASE.DB_SIGNATURE and V$INSTANCE.STARTUP_TIME_SEC): a pair is two servers. Fix the "
+            f"Connections; nothing was changed")
     for server in request.servers:
         state = states[server.name]
         if not state.replication_exists:

@@ -29,24 +29,39 @@ _QNAME = rf"(?:{_NAME}\.)?{_NAME}"
 _COLUMN_DEF = re.compile(
     rf"^\s*(?P<name>{_NAME})\s+(?P<type>{_TYPE})(?:\s*\(\s*(?P<precision>\d+)\s*(?:,\s*(?P<scale>\d+)\s*)?\))?"
     rf"(?P<rest>(?:\s+DEFAULT\s+(?:-?\d+(?:\.\d+)?|'[^']*'|NULL)|\s+NOT\s+NULL|\s+NULL)*)\s*$",
-    re.IGNORECASE)
+    re.IGNORECASE | re.ASCII)
 _FORMS = [
     ("add_column", re.compile(rf"^ALTER\s+TABLE\s+(?P<table>{_QNAME})\s+ADD\s+COLUMN\s*\((?P<body>.+)\)$",
-                              re.IGNORECASE | re.DOTALL)),
+                              re.IGNORECASE | re.DOTALL | re.ASCII)),
     ("drop_column", re.compile(rf"^ALTER\s+TABLE\s+(?P<table>{_QNAME})\s+DROP\s+COLUMN\s+(?P<column>{_NAME})$",
-                               re.IGNORECASE)),
+                               re.IGNORECASE | re.ASCII)),
     ("modify_column", re.compile(rf"^ALTER\s+TABLE\s+(?P<table>{_QNAME})\s+MODIFY\s+COLUMN\s*\((?P<body>.+)\)$",
-                                 re.IGNORECASE | re.DOTALL)),
+                                 re.IGNORECASE | re.DOTALL | re.ASCII)),
     ("create_index", re.compile(rf"^CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?P<index>{_QNAME})\s+ON\s+"
-                                rf"(?P<table>{_QNAME})\s*\((?P<columns>[^()]+)\)$", re.IGNORECASE)),
-    ("drop_index", re.compile(rf"^DROP\s+INDEX\s+(?P<index>{_QNAME})$", re.IGNORECASE)),
-    ("truncate", re.compile(rf"^TRUNCATE\s+TABLE\s+(?P<table>{_QNAME})$", re.IGNORECASE)),
+                                rf"(?P<table>{_QNAME})\s*\((?P<columns>[^()]+)\)$", re.IGNORECASE | re.ASCII)),
+    ("drop_index", re.compile(rf"^DROP\s+INDEX\s+(?P<index>{_QNAME})$", re.IGNORECASE | re.ASCII)),
+    ("truncate", re.compile(rf"^TRUNCATE\s+TABLE\s+(?P<table>{_QNAME})$", re.IGNORECASE | re.ASCII)),
 ]
 _TYPE_ALIASES = {"INT": "INTEGER", "DECIMAL": "NUMERIC"}
 
 
+# Longer than any accepted form needs; a longer entry is refused before it is echoed anywhere.
+MAX_DDL_LENGTH = 4000
+_SHOWN = 120  # characters of a statement an error message quotes
+
+
 class InvalidDdlError(ValueError):
     """A DDL statement the DAG will not run."""
+
+
+def shown(text: Any) -> str:
+    """A statement as error messages quote it: repr, cut to a readable length."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= _SHOWN else f"{quoted[:_SHOWN]}… ({len(str(text))} characters)"
+
+
+def _outside_literals(text: str) -> str:
+    return re.sub(r"'[^']*'", "''", text)
 
 
 @dataclass(frozen=True)
@@ -81,31 +96,39 @@ def _column_defs(body: str, text: str) -> tuple[Column, ...]:
     for part in split_top_level(body):
         match = _COLUMN_DEF.match(part)
         if not match:
-            raise InvalidDdlError(f"{text!r}: cannot read the column definition {part.strip()!r}")
+            raise InvalidDdlError(f"{shown(text)}: cannot read the column definition {shown(part.strip())}")
         type_name = match["type"].upper()
         columns.append(Column(match["name"].upper(), _TYPE_ALIASES.get(type_name, type_name),
                               int(match["precision"]) if match["precision"] else None,
                               int(match["scale"]) if match["scale"] else None,
-                              bool(re.search(r"NOT\s+NULL", match["rest"] or "", re.IGNORECASE))))
+                              bool(re.search(r"NOT\s+NULL", match["rest"] or "", re.IGNORECASE | re.ASCII))))
     return tuple(columns)
 
 
 def parse_ddl(text: Any) -> DdlStatement:
     """One statement of the ``ddl`` parameter, or InvalidDdlError saying why not."""
     if not isinstance(text, str) or not text.strip():
-        raise InvalidDdlError(f"{text!r}: a DDL statement must be non-empty text")
+        raise InvalidDdlError(f"{shown(text)}: a DDL statement must be non-empty text")
+    if len(text) > MAX_DDL_LENGTH:
+        raise InvalidDdlError(f"{shown(text)}: longer than {MAX_DDL_LENGTH} characters; no accepted form needs that")
+    if not _outside_literals(text).isascii():
+        # Python's case-insensitive matching folds look-alikes (U+017F 'ſ' to 's', U+212A 'K' to 'k');
+        # Altibase does not: refuse them here rather than fail mid-procedure
+        odd = sorted({f"U+{ord(c):04X}" for c in _outside_literals(text) if not c.isascii()})
+        raise InvalidDdlError(f"{shown(text)}: non-ASCII characters outside a string literal ({', '.join(odd)}); "
+                              "names and keywords must be ASCII")
     stripped = text.strip()
     if stripped.endswith(";"):
         stripped = stripped[:-1].rstrip()
-    if ";" in stripped.replace("';'", ""):
-        raise InvalidDdlError(f"{text!r}: one statement per entry (found ';' inside)")
+    if ";" in _outside_literals(stripped):
+        raise InvalidDdlError(f"{shown(text)}: one statement per entry (found ';' inside)")
     if "--" in stripped or "/*" in stripped:
-        raise InvalidDdlError(f"{text!r}: comments are not allowed in DDL statements")
+        raise InvalidDdlError(f"{shown(text)}: comments are not allowed in DDL statements")
     first = stripped.split(None, 1)[0].upper()
     if first in ("INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "UPSERT", "COMMIT", "ROLLBACK"):
-        raise InvalidDdlError(f"{text!r}: DML is not DDL; this DAG runs only DDL")
-    if re.match(r"^DROP\s+TABLE\b", stripped, re.IGNORECASE):
-        raise InvalidDdlError(f"{text!r}: DROP TABLE of a replicated table is refused by Altibase (ERR-3103F) "
+        raise InvalidDdlError(f"{shown(text)}: DML is not DDL; this DAG runs only DDL")
+    if re.match(r"^DROP\s+TABLE\b", stripped, re.IGNORECASE | re.ASCII):
+        raise InvalidDdlError(f"{shown(text)}: DROP TABLE of a replicated table is refused by Altibase (ERR-3103F) "
                               "and is not part of this procedure")
     for kind, pattern in _FORMS:
         match = pattern.match(stripped)
@@ -116,20 +139,20 @@ def parse_ddl(text: Any) -> DdlStatement:
         if kind in ("add_column", "modify_column"):
             columns = _column_defs(groups["body"], text)
             if kind == "modify_column" and len(columns) != 1:
-                raise InvalidDdlError(f"{text!r}: MODIFY COLUMN one column per statement")
+                raise InvalidDdlError(f"{shown(text)}: MODIFY COLUMN one column per statement")
             return DdlStatement(stripped, kind, table, columns=columns)
         if kind == "drop_column":
             return DdlStatement(stripped, kind, table, column=groups["column"].upper())
         if kind == "create_index":
             for col in groups["columns"].split(","):
                 if not IDENTIFIER_PATTERN.fullmatch(col.strip()):
-                    raise InvalidDdlError(f"{text!r}: {col.strip()!r} is not a column name")
+                    raise InvalidDdlError(f"{shown(text)}: {col.strip()!r} is not a column name")
             return DdlStatement(stripped, kind, table, index=_qualify(groups["index"]))
         if kind == "drop_index":
             return DdlStatement(stripped, kind, None, index=_qualify(groups["index"]))
         return DdlStatement(stripped, kind, table)
     raise InvalidDdlError(
-        f"{text!r}: not an accepted DDL form (ALTER TABLE … ADD COLUMN (…) / DROP COLUMN c / MODIFY COLUMN (…), "
+        f"{shown(text)}: not an accepted DDL form (ALTER TABLE … ADD COLUMN (…) / DROP COLUMN c / MODIFY COLUMN (…), "
         "CREATE [UNIQUE] INDEX … ON …(…), DROP INDEX …, TRUNCATE TABLE …)")
 
 

@@ -49,12 +49,12 @@ _COLUMN_TYPE = re.compile(
     r"|(?P<float>FLOAT)(?:\s*\(\s*(?P<float_precision>\d{1,2})\s*\))?"
     r"|(?P<exact>NUMERIC|DECIMAL|NUMBER)(?:\s*\(\s*(?P<precision>\d{1,2})\s*(?:,\s*(?P<scale>\d{1,2})\s*)?\))?"
     r"|(?P<char>CHAR|VARCHAR|NCHAR|NVARCHAR)\s*\(\s*(?P<length>\d{1,5})\s*\)",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 _COLUMN = re.compile(
     r"(?P<name>\w+)\s+(?P<type>[A-Za-z]+(?:\s*\([\d\s,]*\))?)(?P<constraints>(?:\s+\w+)*)",
 )
-_TABLE_PRIMARY_KEY = re.compile(r"PRIMARY\s+KEY\s*\((?P<columns>[\w\s,]+)\)", re.IGNORECASE)
+_TABLE_PRIMARY_KEY = re.compile(r"PRIMARY\s+KEY\s*\((?P<columns>[\w\s,]+)\)", re.IGNORECASE | re.ASCII)
 _TABLE = re.compile(r"\s*(?P<name>\w+)\s*\((?P<body>.*)\)\s*;?\s*", re.DOTALL)
 
 

@@ -28,7 +28,7 @@ from altibase_ops.exceptions import AltibaseServerError
 if TYPE_CHECKING:
     from altibase_ops.hooks.altibase import AltibaseSession
 
-_EXIT = re.compile(r"^(EXIT|QUIT)$", re.IGNORECASE)
+_EXIT = re.compile(r"^(EXIT|QUIT)$", re.IGNORECASE | re.ASCII)
 
 
 class StepKind(StrEnum):

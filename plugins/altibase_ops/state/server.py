@@ -56,6 +56,7 @@ def check_not_restarted(server: str, session: Any, expected: int | None) -> int:
 class ServerState:
     conn_id: str
     startup_time: int | None = None  # V$INSTANCE.STARTUP_TIME_SEC: changes on every restart
+    db_signature: str | None = None  # V$DATABASE.DB_SIGNATURE: made when the database was created
     properties: dict[str, int] = field(default_factory=dict)
     replication_exists: bool = False
     is_started: bool = False  # SYS_REPLICATIONS_.IS_STARTED
@@ -94,6 +95,7 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
     with hook.session() as session:
         rows = session.dicts
         state.startup_time = read_startup_time(session)
+        state.db_signature = str(rows(render_sql("checks/read_database.sql"))[0]["DB_SIGNATURE"]).strip()
         state.properties = {r["NAME"]: int(r["VALUE1"]) for r in rows(render_sql("checks/read_properties.sql"))}
         rep = rows(render_sql("checks/read_replication.sql"), (replication_name,))
         if rep:

@@ -122,3 +122,41 @@ def test_modify_column_is_applied_only_when_the_type_matches():
     base = {"PRECISION": 0, "SCALE": 0, "COLUMN_ORDER": 1}
     assert not is_applied(stmt, TableState({"C2": {**base, "DATA_TYPE": 4, "IS_NULLABLE": "T"}}, set()))
     assert is_applied(stmt, TableState({"C2": {**base, "DATA_TYPE": -5, "IS_NULLABLE": "F"}}, set()))
+
+
+# ---------------------------------------------------------------------------- validation gaps (issue 10)
+def _params(**changes):
+    base = {"servers": [{"name": "node1", "conn_id": "a1", "role": "active"},
+                        {"name": "node2", "conn_id": "a2", "role": "standby"}],
+            "topology": "active_standby", "service_mode": "can_stop", "replication_name": "REP1",
+            "tables": ["SYS.T1"], "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"],
+            "service_control": {"mode": "manual"}}
+    return {**base, **changes}
+
+
+@pytest.mark.parametrize("look_alike", ["\u017f", "\u212a", "\u0131"])  # long s, Kelvin sign, dotless i
+def test_unicode_look_alikes_in_ddl_are_refused_before_any_server_is_touched(look_alike):
+    text = f"ALTER TABLE SYS.T1 ADD COLUMN (C{look_alike}3 INTEGER)"
+    with pytest.raises(InvalidRequestError, match=r"non-ASCII characters outside a string literal \(U\+"):
+        DdlRequest.from_params(_params(ddl=[text]))
+    with pytest.raises(InvalidRequestError, match="non-ASCII"):
+        DdlRequest.from_params(_params(ddl=[f"TRUNCATE TABLE {look_alike}YS.T1"]))
+
+
+def test_a_string_literal_may_hold_any_character_and_a_semicolon_and_the_plan_keeps_it_whole():
+    from altibase_ops.ddl.plan import plan_ddl_run
+
+    text = "ALTER TABLE SYS.T1 ADD COLUMN (C3 VARCHAR(20) DEFAULT 'a;b 한글')"
+    request = DdlRequest.from_params(_params(ddl=[text]))
+    ddl_steps = [p for p in plan_ddl_run(request) if p.action == "ddl"]
+    assert ddl_steps and all(p.statements == [text + ";"] for p in ddl_steps)
+
+
+def test_a_huge_ddl_entry_is_refused_and_quoted_short():
+    huge = "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)" + " " * 100_000
+    with pytest.raises(InvalidRequestError) as info:
+        DdlRequest.from_params(_params(ddl=[huge]))
+    assert "longer than 4000 characters" in str(info.value) and len(str(info.value)) < 400
+    with pytest.raises(InvalidRequestError) as info:
+        DdlRequest.from_params(_params(ddl=["ALTER TABLE SYS.T1 ADD COLUMN (" + "X" * 3000 + ")"]))
+    assert len(str(info.value)) < 700  # the statement is quoted once, cut
