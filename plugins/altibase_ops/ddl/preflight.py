@@ -76,7 +76,10 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
                 f"{server.name}: replication {request.replication_name} would lose its last table at the "
                 f"'remove from replication' step (Altibase refuses: ERR-6106F). Add another table to the "
                 f"replication first, or drop and re-create the replication object around the DDL")
-        if state.properties.get("ADMIN_MODE"):
+        if state.properties.get("ADMIN_MODE") and request.recover and missing:
+            notes.append(f"{server.name}: ADMIN_MODE is 1 with {', '.join(missing)} out of the replication (left so "
+                         "by restore: writes there would not reach the peer); the procedure resumes in admin mode")
+        elif state.properties.get("ADMIN_MODE"):
             problems.append(f"{server.name}: ADMIN_MODE is 1; it must be 0 before the procedure starts. If a "
                             "failed run of this DAG left it so, trigger again with recover=true (the restore "
                             "path runs first); if someone else is working on this server, wait for them")

@@ -17,6 +17,7 @@ from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import ddl_progress, read_all
 from altibase_ops.ddl.steps import render_ddl_sql, run_on
+from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
 from altibase_ops.state.server import restart_message
@@ -65,12 +66,14 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
             resumable_ok: bool = False, started_at: dict[str, int] | None = None) -> dict[str, Any]:
     """Put every server back to a safe state; never guess.
 
-    Admin mode goes back to 0. Tables out of replication go back in where their definitions agree —
+    Tables out of replication go back in where their definitions agree —
     and, in rolling mode, also where they differ, because there the procedure's own answer to different
     definitions is SQL apply mode (R7), which restore then switches on so replication can run (in
     can_stop mode it never does). Replication restarts where the handshake succeeds; the service
-    comes back only when the pair replicates every listed table. Otherwise: UnsafeToRestoreError with
-    the state of each server and what an operator must do.
+    comes back only when the pair replicates every listed table and the tables' data agree. Admin mode
+    goes back to 0 only on a server where every listed table is in the replication (a write elsewhere
+    would never reach the peer). Otherwise: UnsafeToRestoreError with the state of each server and what
+    an operator must do.
 
     ``started_at``: each server's start time as the run's preflight read it. A server that restarted
     since is set right like the others, but the service does not come back and restore fails: the
@@ -86,11 +89,6 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                  for name, state in states.items()
                  if started_at and name in started_at and state.startup_time != int(started_at[name])}
     needs_sender = request.senders
-    for server in request.servers:
-        if states[server.name].properties.get("ADMIN_MODE"):
-            run_on(server.conn_id, render_ddl_sql("ddl/set_admin_mode_off.sql", request), StepKind.ADMIN_MODE)
-            actions.append(f"{server.name}: ADMIN_MODE = 0")
-    states = read_all(request)
     differs = {t: not (all(t in s.tables for s in states.values())
                        and len({repr(s.tables[t].signature()) for s in states.values()}) == 1) for t in request.tables}
     missing = {n: [t for t in request.tables if t not in s.items and (rolling or not differs[t])]
@@ -137,6 +135,18 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                 run_on(server.conn_id, render_ddl_sql("ddl/set_sql_apply_off.sql", request), StepKind.SQL_APPLY_MODE)
                 actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 0 (R12: definitions agree)")
         states = read_all(request)
+    for server in request.servers:
+        # Admin mode goes off only where every table is back in the replication: a write there would
+        # otherwise never reach the peer (the pair would diverge behind the operator's back).
+        state = states[server.name]
+        out = [t for t in request.tables if t not in state.items]
+        if state.properties.get("ADMIN_MODE") and out:
+            notes.append(f"{server.name}: stays in admin mode (only SYSDBA can log in): {out} not in replication "
+                         f"{rep} there, so application writes would not reach the peer")
+        elif state.properties.get("ADMIN_MODE"):
+            run_on(server.conn_id, render_ddl_sql("ddl/set_admin_mode_off.sql", request), StepKind.ADMIN_MODE)
+            actions.append(f"{server.name}: ADMIN_MODE = 0")
+    states = read_all(request)
     unsafe = list(start_failures)
     for table, differ in differs.items():
         if differ and not rolling:
@@ -148,6 +158,14 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         if out:
             unsafe.append(f"{name}: {out} not in replication {rep}")
     unsafe += [f"RESTARTED: {message}" for message in restarted.values()]
+    if not unsafe and service_history:
+        # the service comes back only onto a pair whose data agree (O9's check, whoever runs it)
+        try:
+            data, equal = compare_table_data(request, attempts=10)
+            if not equal:
+                unsafe.append(f"the tables' data differ between the servers: {data}")
+        except AirflowException as exc:  # e.g. FLUSH WAIT timed out: the gap does not drain
+            unsafe.append(f"the tables' data could not be compared (replication must drain first): {exc}")
     if not unsafe and service_history:
         for record in perform("restore", request.service_control, "", "", service_history):
             actions.append(f"service on {record['server']}: back to {record['state']}")

@@ -50,7 +50,8 @@ def post_checks(request: DdlRequest, log: Any, attempts: int = 20) -> dict[str, 
     counts: dict[str, dict[str, int]] = {}
     verdict = "not compared"
     if not problems:
-        counts, equal = compare_row_counts(request, attempts)
+        data, equal = compare_table_data(request, attempts)
+        counts = row_counts(data)
         if equal:
             verdict = "equal"
         else:
@@ -66,29 +67,42 @@ def post_checks(request: DdlRequest, log: Any, attempts: int = 20) -> dict[str, 
     return {"row_counts": counts, "row_count_verdict": verdict, "servers": {n: s.summary() for n, s in states.items()}}
 
 
-def compare_row_counts(request: DdlRequest, attempts: int = 20) -> tuple[dict[str, dict[str, int]], bool]:
+def compare_table_data(request: DdlRequest, attempts: int = 20) -> tuple[dict[str, dict[str, Any]], bool]:
     """FLUSH WAIT every running sender (its success is the evidence of gap 0: it fails with ERR-61075
-    when the gap does not drain), then count each table on every server; repeat until equal (bounded)."""
-    counts: dict[str, dict[str, int]] = {}
+    when the gap does not drain), then read each table's fingerprint on every server — row count and
+    the sums of its exact-numeric columns, computed on the server in one scan — and compare them over
+    the columns every server has; repeat until equal (bounded). Returns ({table: {server: fingerprint}},
+    equal). Row counts alone would call 5 and 5 rows with different keys equal."""
+    data: dict[str, dict[str, Any]] = {}
     states = read_all(request)
     for _attempt in range(attempts):
         _flush_senders(request, states)
         states = read_all(request, count_rows=True)
-        counts = {t: {n: s.row_counts[t] for n, s in states.items()} for t in request.tables}
-        if all(len(set(c.values())) == 1 for c in counts.values()):
-            return counts, True
+        data = {t: {n: s.fingerprints[t] for n, s in states.items()} for t in request.tables}
+        if all(_same(prints) for prints in data.values()):
+            return data, True
         time.sleep(0.2)
-    return counts, False
+    return data, False
+
+
+def _same(prints: dict[str, dict[str, Any]]) -> bool:
+    shared = set.intersection(*(set(p) for p in prints.values()))
+    return len({tuple(p[k] for k in sorted(shared)) for p in prints.values()}) == 1
+
+
+def row_counts(data: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    return {t: {n: int(p["ROW_COUNT"]) for n, p in prints.items()} for t, prints in data.items()}
 
 
 class RowCountCheckOperator(BaseOperator):
-    """O9 (verify): with the service still stopped, the tables' row counts must be equal everywhere."""
+    """O9 (verify): with the service still stopped, every table's data must be the same everywhere
+    (row count and the sums of its exact-numeric columns)."""
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = DdlRequest.from_params(context["params"])
-        counts, equal = compare_row_counts(request, attempts=10)
+        data, equal = compare_table_data(request, attempts=10)
         if not equal:
-            raise AirflowException(f"row counts differ between servers with the service stopped: {counts}; "
-                                   "the service stays stopped")
-        self.log.info("row counts equal on every server: %s", counts)
-        return counts
+            raise AirflowException(f"the tables' data differ between servers with the service stopped: {data}; "
+                                   "the service stays stopped (restore will not resume it either)")
+        self.log.info("the tables' data are the same on every server: %s", data)
+        return row_counts(data)

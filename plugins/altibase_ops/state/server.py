@@ -52,6 +52,11 @@ def check_not_restarted(server: str, session: Any, expected: int | None) -> int:
     return actual
 
 
+# SYS_COLUMNS_.DATA_TYPE of the exact numeric types (NUMERIC, INTEGER, SMALLINT, BIGINT): their sums
+# are exact, so equal data sums the same on both servers (FLOAT/DOUBLE sums depend on the order).
+EXACT_NUMERIC_TYPES = frozenset({2, 4, 5, -5})
+
+
 @dataclass
 class ServerState:
     conn_id: str
@@ -72,6 +77,8 @@ class ServerState:
     tables: dict[str, TableState] = field(default_factory=dict)
     index_tables: dict[str, str] = field(default_factory=dict)  # USER.INDEX -> USER.TABLE
     row_counts: dict[str, int] = field(default_factory=dict)
+    # per table: ROW_COUNT and the sum of each exact-numeric column (checks/table_fingerprint.sql)
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     other_sessions: int = 0
 
     def summary(self) -> dict[str, Any]:
@@ -128,7 +135,10 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
                                                       "COLUMN_ORDER")} for c in columns},
                 {i for i, t in state.index_tables.items() if t == table})
             if count_rows:
-                state.row_counts[table] = int(rows(render_sql("checks/count_rows.sql", table=table))[0]
-                                              ["ROW_COUNT"])
+                summed = [name for name, c in state.tables[table].columns.items()
+                          if int(c["DATA_TYPE"]) in EXACT_NUMERIC_TYPES]
+                row = rows(render_sql("checks/table_fingerprint.sql", table=table, columns=summed))[0]
+                state.fingerprints[table] = {k: (None if v is None else str(v)) for k, v in row.items()}
+                state.row_counts[table] = int(row["ROW_COUNT"])
         state.other_sessions = len(rows(render_sql("checks/list_sessions.sql")))
     return state

@@ -20,7 +20,7 @@ from altibase_ops.ddl.procedure import procedure
 from altibase_ops.ddl.request import TOPOLOGY_ROLES, DdlRequest
 from altibase_ops.ddl.restore import UnsafeToRestoreError, restore
 from altibase_ops.ddl.steps import prepare_step, run_on, step_check, step_service_target
-from altibase_ops.ddl.verify import compare_row_counts, post_checks
+from altibase_ops.ddl.verify import compare_table_data, post_checks
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
 from altibase_ops.state.checks import DONE, run_check
@@ -54,7 +54,7 @@ def run_step(step, request, history, started_at=None):
                           timeout=min(timeout, 20)), \
             (step.task_id, run_check(check, server.conn_id, arguments, client_info="t").message)
     elif step.action == "verify":
-        assert compare_row_counts(request, attempts=10)[1]
+        assert compare_table_data(request, attempts=10)[1]
     else:
         target = step_service_target(step, request)
         history += perform(step.service, target.control, target.server, target.peer, list(history))
@@ -200,3 +200,25 @@ def test_the_procedure_runs_the_same_against_a_73_pair(sim, monkeypatch, topolog
     request = request_for(sim, topology, mode)
     run_procedure(request, started_at=preflight(request, log)["started_at"])
     post_checks(request, log)
+
+
+def test_equal_row_counts_with_different_keys_are_caught_and_the_service_stays_stopped(sim, monkeypatch):
+    """O9 compares the data, not only the row counts; restore re-checks before it resumes the service."""
+    seed_replicated_pair(sim, topology="active_standby")
+    for server in sim.servers():
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    with sim.connect("node1", sysdba=True) as conn:
+        for key in range(1, 6):
+            conn.cursor().execute(f"INSERT INTO SYS.T1 VALUES ({key}, {key})")
+    request = request_for(sim, "active_standby", "can_stop")
+    started_at = preflight(request, log)["started_at"]
+    stages = procedure("active_standby", "can_stop")
+    verify = next(i for i, stage in enumerate(stages) if stage[0].action == "verify")
+    history = run_procedure(request, stop_before=verify, started_at=started_at)
+    with sim.connect("node2", sysdba=True) as conn:  # the standby does not send: this stays on node2
+        conn.cursor().execute("DELETE FROM SYS.T1 WHERE C1 = 1")
+        conn.cursor().execute("INSERT INTO SYS.T1 (C1, C2) VALUES (100, 1)")
+    data, equal = compare_table_data(request, attempts=2)
+    assert not equal and data["SYS.T1"]["node1"]["ROW_COUNT"] == data["SYS.T1"]["node2"]["ROW_COUNT"] == "5"
+    with pytest.raises(UnsafeToRestoreError, match="(?s)data differ between the servers.*service is still stopped"):
+        restore(request, history, log, started_at=started_at)

@@ -1,1 +1,0 @@
-SELECT COUNT(*) AS ROW_COUNT FROM {{ params.table | table }}
