@@ -41,6 +41,7 @@ from altibase_ops.ddl.operators import (
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
+from altibase_ops.ddl.records import holder_name, release_lock, take_lock
 from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
 from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
@@ -161,11 +162,25 @@ with DAG(
         if DdlRequest.from_params(context["params"]).dry_run:
             log.info("dry_run is set: the plan above is what a real run would send; nothing was changed")
             return False
+        if (context["ti"].xcom_pull(task_ids="run_preflight") or {}).get("nothing_to_do"):
+            log.info("nothing to do: the DDL is applied on every server and the replication is whole; no step "
+                     "runs, the service is not touched")
+            return False
         return True
+
+    # Before anything changes: the pair's lock, on the servers themselves (ddl/records.py), so a second
+    # run — of this Airflow or another — is refused naming the holder.
+    @task
+    def hold_pair(**context) -> dict:
+        request = DdlRequest.from_params(context["params"])
+        return take_lock(request, context["ti"].run_id, holder_name(context["ti"].dag_id), log)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def run_post_checks(**context) -> dict:
-        return post_checks(DdlRequest.from_params(context["params"]), log)
+        request = DdlRequest.from_params(context["params"])
+        result = post_checks(request, log)
+        release_lock(request, context["ti"].run_id, log)  # the pair is whole: the next run may come
+        return result
 
     # Runs only when something failed: waits for steps still running elsewhere, then restores.
     @task(trigger_rule=TriggerRule.ONE_FAILED)
@@ -173,13 +188,18 @@ with DAG(
         if not procedure_began(context):
             from airflow.sdk.exceptions import AirflowSkipException
 
-            # the failure came before any step ran (validation, preflight): nothing was changed
+            # the failure came before any step ran (validation, preflight, the lock): nothing was changed;
+            # a lock this run took is given back (only this run's row is ever deleted)
+            if context["ti"].xcom_pull(task_ids="hold_pair"):
+                release_lock(DdlRequest.from_params(context["params"]), context["ti"].run_id, log)
             raise AirflowSkipException("the procedure never started, so there is nothing to restore")
         request = DdlRequest.from_params(context["params"])
         wait_for_steps_to_settle(context, request, log)
         records = context["ti"].xcom_pull(task_ids=step_task_ids(request, "service")) or []
         history = [r for batch in records if batch for r in batch]
-        return restore(request, history, log, started_at=preflight_start_times(context))
+        result = restore(request, history, log, started_at=preflight_start_times(context))
+        release_lock(request, context["ti"].run_id, log)  # restored whole (an unsafe restore keeps it held)
+        return result
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(**context) -> dict:
@@ -206,7 +226,7 @@ with DAG(
     planned = plan()
     gate = stop_if_dry_run()
     branch = VariantBranchOperator(task_id="choose_variant")
-    validated >> recovered >> checked >> planned >> gate >> branch
+    validated >> recovered >> checked >> planned >> gate >> hold_pair() >> branch
 
     post = run_post_checks()
     restored = run_restore()

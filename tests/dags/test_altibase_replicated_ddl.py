@@ -30,6 +30,14 @@ def test_each_variant_applies_the_ddl_under_a_live_load(sim, monkeypatch, airflo
     chosen = f"{service_mode}_{topology}."
     assert all(s == "success" for t, s in states.items() if t.startswith(chosen))
     assert all(s == "skipped" for t, s in states.items() if "." in t and not t.startswith(chosen))
+    if (topology, service_mode) == ("active_standby", "can_stop"):
+        # the same request again: applied everywhere, the pair whole and free -> nothing to do, no outage
+        changes = {s["name"]: len(s["admin_mode_changes"]) for s in sim.status()["servers"]}
+        again = task_states(run_dag(conf(sim, topology, service_mode)))
+        assert again["stop_if_dry_run"] == "success" and again["hold_pair"] == "skipped"
+        assert all(s == "skipped" for t, s in again.items() if "." in t)
+        assert {s["name"]: len(s["admin_mode_changes"]) for s in sim.status()["servers"]} == changes
+        assert any(load["running"] for load in sim.load_status())  # the service was never stopped
     assert_pair_healthy(sim, topology, ["C1", "C2", "C3"])
 
 

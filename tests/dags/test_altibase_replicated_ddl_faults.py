@@ -50,7 +50,12 @@ def test_a_gap_that_does_not_drain_times_out_the_flush_and_restore_leaves_admin_
     assert_back_to_normal(sim, "active_active")
     assert not any(load["running"] for load in sim.load_status())
     sim.resume_sender("node2", "REP1")
-    assert str(run_dag(conf(sim, "active_active", "can_stop")).state) == "success"
+    # the failed run still holds the pair: a plain re-run is refused, recover=true takes it over
+    refused = run_dag(conf(sim, "active_active", "can_stop"))
+    assert failed_tasks(refused)[:1] == ["run_preflight"]
+    assert str(run_dag(conf(sim, "active_active", "can_stop", recover=True)).state) == "success"
+    sim.load_start("node1", table="SYS.T1", interval=0.02)  # the operator restarts the stopped service
+    sim.load_start("node2", table="SYS.T1", interval=0.02)
     assert_pair_healthy(sim, "active_active", ["C1", "C2", "C3"])
 
 

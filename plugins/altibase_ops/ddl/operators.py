@@ -22,6 +22,7 @@ from altibase_ops.ddl.steps import (
     BUSY,
     PEER_BUSY_WAIT_SECONDS,
     prepare_step,
+    run_ddl_step,
     step_check,
     step_script,
     step_service_target,
@@ -82,12 +83,17 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
         started = time.time()
         outcome = "failed"
         try:
-            self.sql = prepare_step(self.step, DdlRequest.from_params(context["params"]),
-                                    preflight_start_times(context), self.log)
+            request = DdlRequest.from_params(context["params"])
+            script = prepare_step(self.step, request, preflight_start_times(context), self.log)
+            self.sql = str(script)
             if not self.sql:
                 outcome = "success"
                 return None
-            value = self._execute_when_free(context)
+            if self.step.action == "ddl":  # between its records on the server (ddl/records.py)
+                value = run_ddl_step(self.step, request, script, context["ti"].run_id,
+                                     lambda: self._execute_when_free(context))
+            else:
+                value = self._execute_when_free(context)
             outcome = "success"
             return value
         finally:

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.backends import connection_problems, server_address
+from altibase_ops.ddl.records import LOCK_TABLE, request_key
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
 from altibase_ops.exceptions import AltibaseServerError
@@ -54,6 +55,7 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
     except AirflowException as exc:
         raise PreflightError(f"a server is not reachable: {exc}; nothing was changed") from None
     senders_needed = request.senders
+    key = request_key(request)
     first, second = (states[s.name] for s in request.servers)
     if (first.db_signature, first.startup_time) == (second.db_signature, second.startup_time):
         raise PreflightError(
@@ -65,12 +67,25 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
         if not state.replication_exists:
             problems.append(f"{server.name}: replication {request.replication_name} does not exist")
             continue
+        lock = state.lock
+        ours = lock is not None and lock.request_key == key
+        if lock is not None and not ours:
+            problems.append(f"{server.name}: replication {request.replication_name} is held by {lock.describe()}, "
+                            "another request; wait for it to end (ddl/records.py explains the lock)")
+        elif ours and not request.recover:
+            problems.append(f"{server.name}: an earlier run of this request holds the pair ({lock.describe()}) and "
+                            "did not finish; trigger again with recover=true to finish it")
         missing = [t for t in request.tables if t not in state.items]
-        if missing:
-            # what an interrupted run leaves (after O4/R4): the procedure removes them anyway and adds
-            # them back at O6/R6 (ALTER … DROP TABLE on a table already out is "already done")
-            notes.append(f"{server.name}: {', '.join(missing)} already out of replication {request.replication_name}"
-                         " (resuming an interrupted run)")
+        if missing and ours:
+            # what an interrupted run of this request leaves (after O4/R4), proven by its lock
+            notes.append(f"{server.name}: {', '.join(missing)} out of replication {request.replication_name}, "
+                         f"taken out by {lock.describe()} (resuming it)")
+        elif missing:
+            problems.append(
+                f"{server.name}: {', '.join(missing)} not in replication {request.replication_name}, and no run of this "
+                f"request took it out (no lock row in {LOCK_TABLE}). The DAG changes replicated tables only; it "
+                "does not add a table to a replication (its rows may differ between the servers). Add it to the "
+                "replication yourself once its rows are the same on both servers, or leave it out of `tables`")
         if len(state.items - set(request.tables)) < 1:
             problems.append(
                 f"{server.name}: replication {request.replication_name} would lose its last table at the "
@@ -143,6 +158,10 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
         raise PreflightError("preflight found problems, nothing was changed:\n- " + "\n- ".join(problems))
     report = {name: state.summary() for name, state in states.items()}
     log.info("preflight passed: %s", report)
+    nothing_to_do = (set(ddl_progress(request, states).values()) == {"after"}
+                     and all(set(request.tables) <= s.items and not s.properties.get("ADMIN_MODE")
+                             and s.lock is None for s in states.values())
+                     and all(states[name].sender_running for name in senders_needed))
     # every step checks its server is still this process: a restart drops what ALTER SYSTEM set
     started_at = {name: state.startup_time for name, state in states.items()}
-    return {"servers": report, "notes": notes, "started_at": started_at}
+    return {"servers": report, "notes": notes, "started_at": started_at, "nothing_to_do": nothing_to_do}

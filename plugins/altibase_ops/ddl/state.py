@@ -20,8 +20,23 @@ class MissingTableError(InvalidDdlError):
 
 
 def read_all(request: DdlRequest, count_rows: bool = False) -> dict[str, ServerState]:
-    return {s.name: read_state(s.conn_id, request.replication_name, request.tables, count_rows=count_rows,
-                               client_info=CLIENT_INFO) for s in request.servers}
+    """Every server's state, with what this tool recorded there (the pair's lock, the DDL's records)."""
+    states = {}
+    for server in request.servers:
+        state = read_state(server.conn_id, request.replication_name, request.tables, count_rows=count_rows,
+                           client_info=CLIENT_INFO)
+        read_records(server.conn_id, request, state)
+        states[server.name] = state
+    return states
+
+
+def read_records(conn_id: str, request: DdlRequest, state: ServerState) -> None:
+    from altibase_ops.ddl.records import applied_records, read_lock
+    from altibase_ops.hooks.altibase import AltibaseHook
+
+    with AltibaseHook(altibase_conn_id=conn_id, sysdba=True, client_info=CLIENT_INFO).session() as session:
+        state.ddl_records = applied_records(session, request)
+        state.lock = read_lock(session, request.replication_name)
 
 
 
@@ -30,11 +45,13 @@ def ddl_progress(request: DdlRequest, states: dict[str, ServerState]) -> dict[st
     progress = {}
     for name, state in states.items():
         flags = []
-        for stmt in resolve_tables(request.ddl, state):
+        for number, stmt in enumerate(resolve_tables(request.ddl, state)):
             table = state.tables.get(stmt.table)
             if table is None:
                 raise MissingTableError(f"{name}: table {stmt.table} does not exist")
             applied = is_applied(stmt, table)
+            if applied is None:  # the catalog cannot show it (TRUNCATE): this tool's record decides
+                applied = state.ddl_records.get(number) == "DONE"
             if applied is not None:
                 flags.append(applied)
         progress[name] = "after" if flags and all(flags) else ("before" if not any(flags) else "partial")

@@ -23,8 +23,9 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.ddl.procedure import Step
+from altibase_ops.ddl.records import APPLIED_TABLE, UnsureWhetherAppliedError, record, request_key
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import CLIENT_INFO, resolve_tables
+from altibase_ops.ddl.state import CLIENT_INFO, read_records, resolve_tables
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, is_applied
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
@@ -50,17 +51,33 @@ def render_ddl_sql(template: str, request: DdlRequest, **overrides: Any) -> str:
     return render_sql(template, filters=DDL_SQL_FILTERS, **{**template_vars(request), **overrides})
 
 
-def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger, state: ServerState | None = None) -> list[str]:
-    """The DDL statements this server does not show as applied yet (read first: a re-run skips the rest)."""
-    if state is None:
-        state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+class StepScript(str):
+    """A step's script, and for the DDL step the numbers (in ``ddl``) of the statements it runs."""
+
+    ddl_numbers: tuple[int, ...] = ()
+
+
+def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger, state: ServerState) -> list[tuple[int, str]]:
+    """(number, text) of the DDL statements this server does not show as applied yet. The catalog
+    decides where it can; a statement it cannot show (TRUNCATE) runs only without a record of this
+    request on the server (``ddl/records.py``), and not at all after a BEGAN that never reported."""
     todo = []
-    for stmt in resolve_tables(request.ddl, state):
+    for number, stmt in enumerate(resolve_tables(request.ddl, state)):
         table = state.tables.get(stmt.table) if stmt.table else None
-        if table is not None and is_applied(stmt, table):
+        applied = is_applied(stmt, table) if table is not None else False
+        if applied is None:
+            recorded = state.ddl_records.get(number)
+            if recorded == "BEGAN":
+                raise UnsureWhetherAppliedError(
+                    f"{conn_id}: {stmt.text!r} began in an earlier attempt of this request and never reported "
+                    "back, and its effect cannot be read from the catalog: it is not run again blindly. Look at "
+                    f"the table; if it ran, mark it: UPDATE {APPLIED_TABLE} SET STATE = 'DONE' WHERE REQUEST_KEY = "
+                    f"'{request_key(request)}' AND STATEMENT_NO = {number}; if not, delete that row; then re-run.")
+            applied = recorded == "DONE"
+        if applied:
             log.info("already applied on %s, skipped: %s", conn_id, stmt.text)
         else:
-            todo.append(stmt.text)
+            todo.append((number, stmt.text))
     return todo
 
 
@@ -81,14 +98,16 @@ def read_when_free(conn_id: str, request: DdlRequest, wait: float = PEER_BUSY_WA
     deadline = time.monotonic() + wait
     while True:
         try:
-            return read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+            state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
+            read_records(conn_id, request, state)
+            return state
         except AltibaseServerError as exc:
             if exc.code != BUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
 
-def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger) -> str:
+def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger) -> StepScript:
     """What the step still has to send ('' when nothing), after reading its server (state first).
 
     ``started_at``: each server's V$INSTANCE.STARTUP_TIME_SEC as preflight read it; a server that
@@ -102,7 +121,11 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
                                                    state.properties.get("ADMIN_MODE")))
     if step.action == "ddl":
         todo = ddl_to_run(request, server.conn_id, log, state)
-        return render_ddl_sql("ddl/run_ddl.sql", request, ddl=todo) if todo else ""
+        if not todo:
+            return StepScript("")
+        script = StepScript(render_ddl_sql("ddl/run_ddl.sql", request, ddl=[text for _, text in todo]))
+        script.ddl_numbers = tuple(number for number, _ in todo)
+        return script
     kind = StepKind(step.step_kind)
     skip = None
     overrides: dict[str, Any] = {}
@@ -133,10 +156,20 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
             skip = f"{prop} is already {wanted}"
     if skip:
         log.info("%s on %s: nothing to send, %s", step.step_id, server.name, skip)
-        return ""
+        return StepScript("")
     if overrides.get("tables") and overrides["tables"] != request.tables:
         log.info("%s on %s: only %s (the others are done)", step.step_id, server.name, overrides["tables"])
-    return render_ddl_sql(step.template, request, **overrides)
+    return StepScript(render_ddl_sql(step.template, request, **overrides))
+
+
+def run_ddl_step(step: Step, request: DdlRequest, script: StepScript, run_id: str, send: Any) -> Any:
+    """Send a DDL step's script through ``send()`` between its records: BEGAN before, DONE after (only
+    when every statement succeeded; a failure leaves BEGAN, which only matters for a TRUNCATE)."""
+    server = request.server(step.role)
+    record(server, request, list(script.ddl_numbers), "BEGAN", run_id)
+    value = send()
+    record(server, request, list(script.ddl_numbers), "DONE", run_id)
+    return value
 
 
 def step_check(step: Step, request: DdlRequest) -> tuple[str, dict[str, Any], float]:

@@ -80,6 +80,8 @@ class ServerState:
     # per table: ROW_COUNT and the sum of each exact-numeric column (checks/table_fingerprint.sql)
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     other_sessions: int = 0
+    ddl_records: dict[int, str] = field(default_factory=dict)  # this request's statements: BEGAN | DONE
+    lock: Any = None  # the pair's lock row on this server (ddl.records.Lock), when one is held
 
     def summary(self) -> dict[str, Any]:
         return {"started_at": self.startup_time, "admin_mode": self.properties.get("ADMIN_MODE"),

@@ -17,9 +17,10 @@ import pytest
 from altibase_ops.ddl.plan import plan_ddl_run
 from altibase_ops.ddl.preflight import preflight
 from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.records import take_lock
 from altibase_ops.ddl.request import TOPOLOGY_ROLES, DdlRequest
 from altibase_ops.ddl.restore import UnsafeToRestoreError, restore
-from altibase_ops.ddl.steps import prepare_step, run_on, step_check, step_service_target
+from altibase_ops.ddl.steps import prepare_step, run_ddl_step, run_on, step_check, step_service_target
 from altibase_ops.ddl.verify import compare_table_data, post_checks
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
@@ -45,7 +46,10 @@ def run_step(step, request, history, started_at=None):
     server = request.server(step.role)
     if step.action in ("isql", "ddl"):
         script = prepare_step(step, request, started_at, log)
-        if script:
+        if script and step.action == "ddl":
+            run_ddl_step(step, request, script, "matrix-run",
+                         lambda: run_on(server.conn_id, script, StepKind(step.step_kind)))
+        elif script:
             run_on(server.conn_id, script, StepKind(step.step_kind))
     elif step.action in ("gap", "sessions", "sql_apply"):
         check, arguments, timeout = step_check(step, request)
@@ -58,6 +62,13 @@ def run_step(step, request, history, started_at=None):
     else:
         target = step_service_target(step, request)
         history += perform(step.service, target.control, target.server, target.peer, list(history))
+
+
+def begin(request, run_id=None):
+    """What the DAG does before its first step: preflight (read-only), then the pair's lock."""
+    report = preflight(request, log)
+    take_lock(request, run_id or f"matrix-{'recover' if request.recover else 'first'}", "restore-matrix", log)
+    return report
 
 
 def run_procedure(request, stop_before=None, started_at=None, history=None, start=0):
@@ -88,7 +99,7 @@ def test_failure_before_each_step_is_restored_or_explained_and_recover_finishes(
     for server in engine.servers():
         monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
     request = request_for(engine, topology, mode)
-    preflight(request, log)
+    begin(request)
     history = run_procedure(request, stop_before)
     try:
         report = restore(request, history, log)
@@ -109,7 +120,7 @@ def test_failure_before_each_step_is_restored_or_explained_and_recover_finishes(
     # the next run (recover=true) finishes the job from wherever this one stopped
     again = request_for(engine, topology, mode, recover=True)
     restore(again, [], log, resumable_ok=True)
-    preflight(again, log)
+    begin(again)
     run_procedure(again)
     post_checks(again, log)
     assert all(p.statements for p in plan_ddl_run(again))
@@ -134,7 +145,7 @@ def test_a_restart_inside_the_admin_window_fails_closed_and_recover_finishes(sim
     for server in sim.servers():
         monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
     request = request_for(sim, topology, mode)
-    started_at = preflight(request, log)["started_at"]
+    started_at = begin(request)["started_at"]
     restarted, task_id = RESTARTS[(topology, mode)]
     stages = procedure(topology, mode)
     number = next(i for i, stage in enumerate(stages) if any(s.task_id == task_id for s in stage))
@@ -153,7 +164,7 @@ def test_a_restart_inside_the_admin_window_fails_closed_and_recover_finishes(sim
     # the new run: recover, preflight (new start times), the whole procedure, the post-checks
     again = request_for(sim, topology, mode, recover=True)
     restore(again, [], log, resumable_ok=True)
-    run_procedure(again, started_at=preflight(again, log)["started_at"])
+    run_procedure(again, started_at=begin(again)["started_at"])
     post_checks(again, log)
 
 
@@ -164,7 +175,7 @@ def test_a_peer_down_before_the_flush_times_it_out_and_nothing_after_it_runs(sim
     for server in sim.servers():
         monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
     request = request_for(sim, "active_standby", "can_stop", flush_wait_seconds=1)
-    started_at = preflight(request, log)["started_at"]
+    started_at = begin(request)["started_at"]
     stages = procedure("active_standby", "can_stop")
     flush = next(i for i, stage in enumerate(stages) if stage[0].task_id == "O3a_flush_gap_on_active")
     history = run_procedure(request, stop_before=flush, started_at=started_at)
@@ -182,7 +193,7 @@ def test_a_peer_down_before_the_flush_times_it_out_and_nothing_after_it_runs(sim
                 == [("0",)], node
     again = request_for(sim, "active_standby", "can_stop", recover=True)
     restore(again, [], log, resumable_ok=True)
-    run_procedure(again, started_at=preflight(again, log)["started_at"])
+    run_procedure(again, started_at=begin(again)["started_at"])
     post_checks(again, log)  # nothing was lost: the change reached node2 once it was back
 
 
@@ -198,7 +209,7 @@ def test_the_procedure_runs_the_same_against_a_73_pair(sim, monkeypatch, topolog
         assert server["version"] == "7.3"
         monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
     request = request_for(sim, topology, mode)
-    run_procedure(request, started_at=preflight(request, log)["started_at"])
+    run_procedure(request, started_at=begin(request)["started_at"])
     post_checks(request, log)
 
 
@@ -211,7 +222,7 @@ def test_equal_row_counts_with_different_keys_are_caught_and_the_service_stays_s
         for key in range(1, 6):
             conn.cursor().execute(f"INSERT INTO SYS.T1 VALUES ({key}, {key})")
     request = request_for(sim, "active_standby", "can_stop")
-    started_at = preflight(request, log)["started_at"]
+    started_at = begin(request)["started_at"]
     stages = procedure("active_standby", "can_stop")
     verify = next(i for i, stage in enumerate(stages) if stage[0].action == "verify")
     history = run_procedure(request, stop_before=verify, started_at=started_at)

@@ -1,0 +1,101 @@
+"""What the tool records on the servers (ddl/records.py): the pair's lock, and what a DDL step ran —
+so a re-run never truncates twice, resumes only what this request began, and a second run is refused."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from altibase_ops.ddl.preflight import PreflightError, preflight
+from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.records import PairLockedError, release_lock, take_lock
+from altibase_ops.ddl.restore import restore
+from altibase_ops.ddl.verify import post_checks
+from altibase_sim.scenarios import connection_uri, seed_replicated_pair
+from tests.plugins.altibase_ops.ddl.test_restore_matrix import begin, request_for, run_procedure
+
+log = logging.getLogger("run-records")
+
+
+@pytest.fixture
+def pair(sim, monkeypatch):
+    seed_replicated_pair(sim, topology="active_standby")
+    for server in sim.servers():
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    return sim
+
+
+def count(sim, node: str) -> int:
+    with sim.connect(node, sysdba=True) as conn:
+        return conn.cursor().execute("SELECT COUNT(*) FROM SYS.T1").fetchone()[0]
+
+
+def insert(sim, *keys: int) -> None:
+    with sim.connect("node1") as conn:
+        for key in keys:
+            conn.cursor().execute(f"INSERT INTO SYS.T1 VALUES ({key}, {key})")
+
+
+def test_a_truncate_that_ran_is_never_run_again_for_the_same_request(pair):
+    insert(pair, 1, 2, 3)
+    request = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"])
+    run_procedure(request, started_at=begin(request, "run-1")["started_at"])
+    post_checks(request, log)
+    release_lock(request, "run-1", log)
+    assert count(pair, "node1") == count(pair, "node2") == 0
+    insert(pair, 10, 11)  # the application writes again
+    # the same request once more: applied everywhere (recorded), the pair whole -> nothing to do
+    again = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"])
+    assert preflight(again, log)["nothing_to_do"] is True
+    # and even a step run by hand skips it: the server's record says DONE
+    from altibase_ops.ddl.steps import prepare_step
+
+    ddl_step = next(s for stage in procedure("active_standby", "can_stop") for s in stage if s.action == "ddl")
+    assert prepare_step(ddl_step, again, None, log) == ""
+    assert count(pair, "node1") == 2
+
+
+def test_a_truncate_that_began_and_never_reported_is_not_run_blindly(pair):
+    from altibase_ops.ddl.records import UnsureWhetherAppliedError, record
+    from altibase_ops.ddl.steps import prepare_step
+
+    request = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"])
+    record(request.server("active"), request, [0], "BEGAN", "run-that-died")
+    ddl_step = next(s for stage in procedure("active_standby", "can_stop") for s in stage
+                    if s.action == "ddl" and s.role == "active")
+    with pytest.raises(UnsureWhetherAppliedError, match="never reported back.*UPDATE SYS.AIRFLOW_DDL_APPLIED"):
+        prepare_step(ddl_step, request, None, log)
+
+
+def test_a_table_that_is_not_replicated_is_refused_not_added(pair):
+    with pair.connect("node1", sysdba=True) as conn:
+        conn.cursor().execute("CREATE TABLE SYS.T3 (C1 INTEGER PRIMARY KEY, C2 INTEGER)")
+    with pair.connect("node2", sysdba=True) as conn:
+        conn.cursor().execute("CREATE TABLE SYS.T3 (C1 INTEGER PRIMARY KEY, C2 INTEGER)")
+    request = request_for(pair, "active_standby", "can_stop", tables=["SYS.T3"],
+                          ddl=["ALTER TABLE SYS.T3 ADD COLUMN (C3 INTEGER)"])
+    with pytest.raises(PreflightError, match=r"SYS\.T3 not in replication REP1, and no run of this request took it out"):
+        preflight(request, log)
+
+
+def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_recover(pair):
+    first = request_for(pair, "active_standby", "can_stop")
+    begin(first, "run-A")
+    other = request_for(pair, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C4 INTEGER)"])
+    with pytest.raises(PreflightError, match="held by run 'run-A'.*another request"):
+        preflight(other, log)
+    with pytest.raises(PairLockedError, match="held by run 'run-A'"):
+        take_lock(other, "run-B", "another airflow", log)
+    # run A stops after O4 (tables out of the replication on both servers): only this request resumes it
+    stages = procedure("active_standby", "can_stop")
+    o5 = next(i for i, stage in enumerate(stages) if stage[0].step_id == "O5")
+    history = run_procedure(first, stop_before=o5)
+    with pytest.raises(PreflightError, match="did not finish; trigger again with recover=true"):
+        preflight(request_for(pair, "active_standby", "can_stop"), log)
+    again = request_for(pair, "active_standby", "can_stop", recover=True)
+    restore(again, history, log, resumable_ok=True)
+    run_procedure(again, started_at=begin(again, "run-C")["started_at"])
+    post_checks(again, log)
+    release_lock(again, "run-C", log)
+    preflight(other, log)  # free again: the other request may run now
