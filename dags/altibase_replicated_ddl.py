@@ -13,15 +13,18 @@ its default (`procedures.md` §1–3), as a task graph:
 With `recover` (for a run after a failed one), **recover_leftovers** runs the restore path first.
 Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
 read-only **preflight** (replication and tables present, senders as the topology needs, admin mode 0,
-DDL properties at default, same table definitions, the last-table trap). **plan** shows the exact
-statements per server; with `dry_run` (the default) the run ends there.
+DDL properties at default, same table definitions, the last-table trap, the pair not held by another
+run). **plan** shows the exact statements per server; with `dry_run` (the default) the run ends there,
+and so does a run whose DDL is already applied on a whole pair ("nothing to do"). **hold_pair** takes
+the pair's lock on the servers themselves before anything changes (`SYS.AIRFLOW_DDL_LOCK`).
 
 After: **post_checks** (definitions equal with the DDL applied, replication running with gap 0, admin
 mode 0, SQL apply 0, equal row counts), **restore** (always runs: admin mode back to 0, tables back in
 replication and replication restarted where safe, the service back — or a precise operator message),
 and **summary** (every statement, per server, with time in admin mode).
 
-One run at a time (`max_active_runs=1`): a second trigger waits in the queue.
+One run at a time (`max_active_runs=1`): a second trigger waits in the queue; a run of another Airflow
+on the same pair is refused by the lock.
 """
 
 from __future__ import annotations
