@@ -43,10 +43,10 @@ from altibase_ops.ddl.operators import (
 )
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.preflight import check_connections, preflight
-from altibase_ops.ddl.procedure import VARIANTS
+from altibase_ops.ddl.procedure import VARIANTS, procedure
 from altibase_ops.ddl.records import holder_name, release_lock, take_lock
 from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
-from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
+from altibase_ops.ddl.restore import procedure_began, restore, variant_step_states, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
 from altibase_ops.ddl.summary import summarize
 from altibase_ops.ddl.verify import post_checks
@@ -218,9 +218,16 @@ with DAG(
         audits = ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or []
         post = ti.xcom_pull(task_ids="run_post_checks")
         restored = ti.xcom_pull(task_ids="run_restore")
-        result = summarize(request, list(audits), post, restored, log)
+        states = variant_step_states(context, request.variant)
+        service_steps = [(s.step_id, s.service, request.server(s.role).name,
+                          states.get(f"{request.variant}.{s.task_id}"))
+                         for stage in procedure(request.topology, request.service_mode) for s in stage
+                         if s.action == "service"]
+        result = summarize(request, list(audits), post, restored, log, service_steps)
         if post is None:
-            raise AirflowException("the procedure did not complete: see the failed task and run_restore's log")
+            ti.xcom_push(key="summary", value=result)  # kept for a failed run too
+            raise AirflowException(f"the procedure did not complete: see the failed task and run_restore's log. "
+                                   f"{result['service']}")
         return result
 
     validated = validate_params()

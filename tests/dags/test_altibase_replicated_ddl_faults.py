@@ -115,8 +115,13 @@ def test_a_server_restarted_inside_the_admin_window_fails_the_run_closed_and_rec
     ddl_step = dagrun.get_task_instance("can_stop_active_standby.O5_run_ddl_on_active")
     assert ddl_step.xcom_pull(task_ids=ddl_step.task_id, key="audit")["statements"] == []  # nothing sent
     assert columns(sim, "node1") == ["C1", "C2"]
-    # the service stays stopped: the application may have written on the restarted server
+    # the service stays stopped: the application may have written on the restarted server; the summary
+    # says so (it is the last task a DBA reads)
     assert not any(load["running"] for load in sim.load_status())
+    summary_ti = dagrun.get_task_instance("summary")
+    summary = summary_ti.xcom_pull(task_ids="summary", key="summary")
+    assert summary_ti.state == "failed" and summary["service"].startswith(
+        "application service: NOT as before the run — stopped at O1 (node1)"), summary["service"]
     for node in ("node1", "node2"):
         assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
     # a new run with recover=true finishes (new start times), and nothing committed is lost

@@ -7,10 +7,30 @@ from typing import Any
 
 from altibase_ops.ddl.request import DdlRequest
 
+_WHAT = {"stop": "stopped", "move_to_peer": "moved to the other server"}
+
+
+def service_statement(service_steps: list[tuple[str, str, str, str | None]], restored: dict[str, Any] | None) -> str:
+    """Whether the application service is as it was before the run, from the service steps that ran
+    ((step id, action, server, task state), in procedure order) and what restore did."""
+    done = [(step_id, action, server) for step_id, action, server, state in service_steps if state == "success"]
+    if not done:
+        return "application service: not touched by this run"
+    step_id, action, server = done[-1]
+    if action in ("resume", "restore"):
+        return f"application service: back as before the run ({step_id})"
+    if restored and any(a.startswith("service on") for a in restored.get("actions") or []):
+        return "application service: brought back by restore"
+    return (f"application service: NOT as before the run — {_WHAT.get(action, action)} at {step_id} ({server}) and "
+            "not brought back (see run_restore). Bring it back once the pair is whole: a run with recover=true "
+            "finishes the procedure and does")
+
 
 def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str, Any] | None,
-              restored: dict[str, Any] | None, log: Any) -> dict[str, Any]:
-    """The run summary: statements per server, time in admin mode per server, rows checked."""
+              restored: dict[str, Any] | None, log: Any,
+              service_steps: list[tuple[str, str, str, str | None]] | None = None) -> dict[str, Any]:
+    """The run summary: statements per server, time in admin mode per server, the data checked, and
+    whether the application service is as it was."""
     conn_to_name = {s.conn_id: s.name for s in request.servers}
     admin_window: dict[str, dict[str, float]] = {}
     lines = [f"Run summary — {request.variant}, replication {request.replication_name}"]
@@ -31,6 +51,8 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
         lines.append(f"  rows checked after the run ({post.get('row_count_verdict')}): {post.get('row_counts')}")
     if restored:
         lines.append(f"  restore: {restored.get('actions') or 'nothing to restore'}")
+    service = service_statement(service_steps or [], restored)
+    lines.append(f"  {service}")
     log.info("\n".join(lines))
     return {"admin_mode_seconds": seconds, "statements": sum(len(a["statements"]) for a in audits if a),
-            "row_counts": (post or {}).get("row_counts"), "text": "\n".join(lines)}
+            "row_counts": (post or {}).get("row_counts"), "service": service, "text": "\n".join(lines)}

@@ -99,3 +99,19 @@ def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_reco
     post_checks(again, log)
     release_lock(again, "run-C", log)
     preflight(other, log)  # free again: the other request may run now
+
+
+@pytest.mark.parametrize("steps, restored, expected", [
+    ([], None, "not touched by this run"),
+    ([("O1", "stop", "node1", "success"), ("O9", "resume", "node1", "success")], None, "back as before the run (O9)"),
+    ([("O1", "stop", "node1", "success"), ("O9", "resume", "node1", "upstream_failed")],
+     {"actions": ["node1: ADMIN_MODE = 0"]}, "NOT as before the run — stopped at O1 (node1)"),
+    ([("t1_R1c", "move_to_peer", "node1", "success"), ("R13", "restore", "node1", None)], None,
+     "NOT as before the run — moved to the other server at t1_R1c (node1)"),
+    ([("O1", "stop", "node1", "success"), ("O9", "resume", "node1", None)],
+     {"actions": ["service on node1: back to running"]}, "brought back by restore"),
+])
+def test_the_summary_says_whether_the_application_service_is_as_before(steps, restored, expected):
+    from altibase_ops.ddl.summary import service_statement
+
+    assert expected in service_statement(steps, restored)
