@@ -128,3 +128,24 @@ def test_a_server_restarted_inside_the_admin_window_fails_the_run_closed_and_rec
     assert str(run_dag(conf(sim, "active_standby", "can_stop", recover=True)).state) == "success"
     sim.load_start("node1", table="SYS.T1", interval=0.02)
     assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])
+
+
+def test_the_server_carrying_the_service_dies_mid_turn_and_the_survivor_takes_the_service(
+        sim, monkeypatch, airflow_db):
+    prepare(sim, monkeypatch, "active_active")
+    # turn 1: active1 is in admin mode with T1 out of the replication and the service moved onto
+    # active2 — which then dies (on its R7)
+    sim.fail_once("node2", r"^ALTER SYSTEM SET REPLICATION_SQL_APPLY_ENABLE", "DOWN")
+    dagrun = run_dag(conf(sim, "active_active", "rolling"))
+    assert str(dagrun.state) == "failed"
+    assert "run_restore" in failed_tasks(dagrun)  # it says what it could not do
+    # no total outage: the survivor has T1 back in the replication, is out of admin mode, and serves
+    assert query(sim, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+    items = {r[0] for r in query(sim, "node1", "SELECT LOCAL_TABLE_NAME FROM SYSTEM_.SYS_REPL_ITEMS_")}
+    assert items == {"T1", "T2"}
+    assert any(load["running"] and load["server"] == "node1" for load in sim.load_status())
+    # the dead server returns; recover finishes the job, and nothing committed anywhere is lost
+    sim.server_up("node2")
+    assert str(run_dag(conf(sim, "active_active", "rolling", recover=True)).state) == "success"
+    sim.load_start("node2", table="SYS.T1", interval=0.02)
+    assert_pair_healthy(sim, "active_active", ["C1", "C2", "C3"])

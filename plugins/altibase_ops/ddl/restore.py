@@ -15,12 +15,14 @@ from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import ddl_progress, read_all
+from altibase_ops.ddl.state import CLIENT_INFO, ddl_progress, read_all
 from altibase_ops.ddl.steps import render_ddl_sql, run_on
 from altibase_ops.ddl.verify import compare_table_data
+from altibase_ops.exceptions import AltibaseServerError
+from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
-from altibase_ops.state.server import restart_message
+from altibase_ops.state.server import read_state, restart_message
 
 # Task states in which a step may still hold a session on a server.
 _UNSETTLED = {"running", "queued", "scheduled", "deferred", "up_for_retry", "up_for_reschedule", "restarting"}
@@ -62,6 +64,77 @@ def wait_for_steps_to_settle(context: Context, request: DdlRequest, log: Any, ti
         time.sleep(1)
 
 
+# No answer at all (client unable to connect / link lost / no code): the server is down, not refusing.
+_DOWN_CODES = {"50032", "51043", None}
+
+
+def unreachable_servers(request: DdlRequest) -> dict[str, str]:
+    """{server name: why} for the servers that do not answer; a refused login is not "unreachable"."""
+    down = {}
+    for server in request.servers:
+        try:
+            with AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO).session():
+                pass
+        except AltibaseServerError as exc:
+            if exc.code not in _DOWN_CODES:
+                raise
+            down[server.name] = str(exc)
+    return down
+
+
+def restore_survivors(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
+                      unreachable: dict[str, str]) -> dict[str, Any]:
+    """Restore with a server down: do what is safe on the servers that answer, then say per server what
+    state it is in and what to do when the dead one returns (then ``recover`` finishes the job).
+
+    On a survivor: in rolling mode the tables it took out go back into the replication (its peer cannot
+    send to it now, so ADD TABLE is allowed; the peer still lists them, so the item lists agree again),
+    SQL apply goes on where the DDL already ran (the definitions differ until the other turn), admin mode
+    goes off, and the service moves onto it — the pair keeps serving. Its replication stays stopped:
+    its writes wait in its log from the restart point and ship when the peer is back. In can_stop mode
+    the survivor keeps a table out (and admin mode on) when the definitions cannot be compared."""
+    rep = request.replication_name
+    rolling = request.service_mode == "rolling"
+    actions: list[str] = []
+    survivors = [s for s in request.servers if s.name not in unreachable]
+    for server in survivors:
+        state = read_state(server.conn_id, rep, request.tables, client_info=CLIENT_INFO)
+        missing = [t for t in request.tables if t not in state.items]
+        if missing and rolling:
+            if state.sender_running or state.is_started:
+                run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
+            run_on(server.conn_id, render_ddl_sql("ddl/add_replication_table.sql", request, tables=missing),
+                   StepKind.REPLICATION_ADD_TABLE)
+            actions.append(f"{server.name}: {missing} added back to replication {rep}")
+            if ddl_progress(request, {server.name: state})[server.name] != "before" and \
+                    not state.properties.get("REPLICATION_SQL_APPLY_ENABLE"):
+                run_on(server.conn_id, render_ddl_sql("ddl/set_sql_apply_on.sql", request), StepKind.SQL_APPLY_MODE)
+                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 1 (its definitions differ from "
+                               "the peer's until the other turn)")
+            missing = []
+        if state.properties.get("ADMIN_MODE") and not missing:
+            run_on(server.conn_id, render_ddl_sql("ddl/set_admin_mode_off.sql", request), StepKind.ADMIN_MODE)
+            actions.append(f"{server.name}: ADMIN_MODE = 0")
+        elif missing:
+            actions.append(f"{server.name}: stays in admin mode: {missing} out of replication {rep} (the "
+                           "definitions cannot be compared with a dead peer)")
+    if rolling and survivors and request.service_control["mode"] != "manual":
+        for dead in unreachable:
+            for record in perform("move_to_peer", request.service_control, dead, survivors[0].name, service_history):
+                actions.append(f"service of {dead}: moved onto {survivors[0].name} ({record.get('kind')})")
+    elif rolling and survivors:
+        actions.append(f"service: move the application onto {survivors[0].name} by hand (manual service control)")
+    for line in actions:
+        log.info("restore: %s", line)
+    raise UnsafeToRestoreError(
+        "restore could reach only part of the pair. Unreachable:\n- "
+        + "\n- ".join(f"{name}: {why}" for name, why in unreachable.items())
+        + "\nWhat it did on the others: " + ("; ".join(actions) or "nothing")
+        + f".\nWhen {', '.join(unreachable)} is back: trigger a new run with the same parameters and recover=true; "
+        "it restores the returning server (admin mode, replication items, senders) and finishes the procedure. "
+        "Writes on the survivor meanwhile wait in its log and ship once replication restarts; nothing is lost.")
+
+
 def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
             resumable_ok: bool = False, started_at: dict[str, int] | None = None) -> dict[str, Any]:
     """Put every server back to a safe state; never guess.
@@ -83,6 +156,9 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     rolling = request.service_mode == "rolling"
     actions: list[str] = []
     notes: list[str] = []
+    unreachable = unreachable_servers(request)
+    if unreachable:
+        return restore_survivors(request, service_history, log, unreachable)
     states = read_all(request)
     restarted = {name: restart_message(name, int(started_at[name]), int(state.startup_time or 0),
                                        state.properties.get("ADMIN_MODE"))
