@@ -10,6 +10,15 @@ from tests.dags.ddl_harness import assert_pair_healthy, columns, conf, prepare, 
 pytestmark = pytest.mark.e2e
 
 
+def run_with_fault(sim, monkeypatch, topology: str, service_mode: str, server: str, statement: str, fault: str):
+    """The seed's pair under load, a fault armed on ``server``'s next ``statement``, a run that fails."""
+    prepare(sim, monkeypatch, topology)
+    sim.fail_once(server, statement, fault)
+    dagrun = run_dag(conf(sim, topology, service_mode))
+    assert str(dagrun.state) == "failed"
+    return dagrun
+
+
 def failed_tasks(dagrun) -> list[str]:
     return sorted(t for t, s in task_states(dagrun).items() if s == "failed")
 
@@ -105,11 +114,9 @@ def test_preflight_refuses_a_sending_standby_and_changes_nothing(sim, monkeypatc
 
 def test_a_server_restarted_inside_the_admin_window_fails_the_run_closed_and_recover_finishes(
         sim, monkeypatch, airflow_db):
-    prepare(sim, monkeypatch, "active_standby")
     # O4 runs on the active, then the active restarts: it comes back with ADMIN_MODE 0 (its file's value)
-    sim.fail_once("node1", r"^ALTER REPLICATION REP1 DROP TABLE", "RESTART")
-    dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
-    assert str(dagrun.state) == "failed"
+    dagrun = run_with_fault(sim, monkeypatch, "active_standby", "can_stop", "node1",
+                            r"^ALTER REPLICATION REP1 DROP TABLE", "RESTART")
     assert "can_stop_active_standby.O5_run_ddl_on_active" in failed_tasks(dagrun)
     assert "run_restore" in failed_tasks(dagrun)  # fails closed: says the server restarted
     ddl_step = dagrun.get_task_instance("can_stop_active_standby.O5_run_ddl_on_active")
@@ -132,12 +139,10 @@ def test_a_server_restarted_inside_the_admin_window_fails_the_run_closed_and_rec
 
 def test_the_server_carrying_the_service_dies_mid_turn_and_the_survivor_takes_the_service(
         sim, monkeypatch, airflow_db):
-    prepare(sim, monkeypatch, "active_active")
     # turn 1: active1 is in admin mode with T1 out of the replication and the service moved onto
     # active2 — which then dies (on its R7)
-    sim.fail_once("node2", r"^ALTER SYSTEM SET REPLICATION_SQL_APPLY_ENABLE", "DOWN")
-    dagrun = run_dag(conf(sim, "active_active", "rolling"))
-    assert str(dagrun.state) == "failed"
+    dagrun = run_with_fault(sim, monkeypatch, "active_active", "rolling", "node2",
+                            r"^ALTER SYSTEM SET REPLICATION_SQL_APPLY_ENABLE", "DOWN")
     assert "run_restore" in failed_tasks(dagrun)  # it says what it could not do
     # no total outage: the survivor has T1 back in the replication, is out of admin mode, and serves
     assert query(sim, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
