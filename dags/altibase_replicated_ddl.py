@@ -19,9 +19,11 @@ and so does a run whose DDL is already applied on a whole pair ("nothing to do")
 the pair's lock on the servers themselves before anything changes (`SYS.AIRFLOW_DDL_LOCK`).
 
 After: **post_checks** (definitions equal with the DDL applied, replication running with gap 0, admin
-mode 0, SQL apply 0, equal row counts), **restore** (always runs: admin mode back to 0, tables back in
-replication and replication restarted where safe, the service back — or a precise operator message),
-and **summary** (every statement, per server, with time in admin mode).
+mode 0, SQL apply 0, the same data: row counts and column sums), **restore** (when something failed:
+tables back in replication and replication restarted where safe, admin mode 0 where every table is
+replicated, the service back onto a whole pair whose data agree — or a precise operator message; with
+a server down, what is safe on the survivor), and **summary** (every statement, per server, with time in
+admin mode, and whether the application service is as it was).
 
 One run at a time (`max_active_runs=1`): a second trigger waits in the queue; a run of another Airflow
 on the same pair is refused by the lock.
