@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from altibase_sim import dbapi
 from altibase_sim.control import SimulatorControl
 from altibase_sim.simulation import wait_until
 
-__all__ = ["query", "run", "seed_pair", "wait_until"]
+__all__ = ["code_of", "error_of", "query", "run", "seed_pair", "wait_until"]
 
 
 def run(sim: SimulatorControl, server: str, *statements: str, sysdba: bool = True, user: str = "SYS",
@@ -14,6 +17,18 @@ def run(sim: SimulatorControl, server: str, *statements: str, sysdba: bool = Tru
         cur = conn.cursor()
         for stmt in statements:
             cur.execute(stmt)
+
+
+def error_of(sim: SimulatorControl, server: str, sql: str, sysdba: bool = True, **login: str) -> dbapi.Error:
+    """The error a statement must raise (the test fails if it succeeds)."""
+    with pytest.raises(dbapi.Error) as info:
+        run(sim, server, sql, sysdba=sysdba, **login)
+    return info.value
+
+
+def code_of(sim: SimulatorControl, server: str, sql: str, sysdba: bool = True, **login: str) -> str:
+    """The Altibase code of the error a statement must raise."""
+    return error_of(sim, server, sql, sysdba=sysdba, **login).code
 
 
 def query(sim: SimulatorControl, server: str, sql: str, params: tuple = (), sysdba: bool = False) -> list[tuple]:

@@ -14,15 +14,7 @@ import pytest
 
 from altibase_sim import dbapi
 from altibase_sim.simulation import Simulation
-from tests.sim.helpers import query, run, seed_pair, wait_until
-
-
-def code_of(engine, server: str, sql: str, **login) -> str | None:
-    try:
-        run(engine, server, sql, **login)
-    except dbapi.Error as exc:
-        return exc.code
-    return None
+from tests.sim.helpers import code_of, error_of, query, run, seed_pair, wait_until
 
 
 def prop(engine, server: str, name: str) -> str:
@@ -64,12 +56,6 @@ def test_a_restart_fault_lets_the_statement_finish_and_restarts_when_the_session
 
 
 # ---------------------------------------------------------------------------------- the handshake
-def error_of(engine, server: str, sql: str) -> dbapi.Error:
-    with pytest.raises(dbapi.Error) as info:
-        run(engine, server, sql)
-    return info.value
-
-
 def test_start_refuses_different_item_lists_with_the_item_count_error(engine):
     seed_pair(engine, tables=("T1", "T2"), start=False)
     run(engine, "node2", "ALTER REPLICATION rep1 DROP TABLE FROM sys.t2 TO sys.t2")

@@ -6,13 +6,7 @@ import pytest
 
 from altibase_sim import dbapi
 from altibase_sim.simulation import Simulation
-from tests.sim.helpers import query, run, seed_pair, wait_until
-
-
-def code_of(engine, server, sql, sysdba=True, **kw) -> str:
-    with pytest.raises(dbapi.Error) as info:
-        run(engine, server, sql, sysdba=sysdba, **kw)
-    return info.value.code
+from tests.sim.helpers import code_of, query, run, seed_pair, wait_until
 
 
 @pytest.mark.parametrize("ddl", [

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from altibase_sim import dbapi
-from tests.sim.helpers import query, run
+from tests.sim.helpers import code_of, query, run
 
 
-def err(engine, server, sql, sysdba=False) -> str:
-    with pytest.raises(dbapi.Error) as info:
-        run(engine, server, sql, sysdba=sysdba)
-    return info.value.code
+def err(engine, server, sql) -> str:
+    return code_of(engine, server, sql, sysdba=False)
 
 
 def test_create_insert_select_with_where_order_and_count(engine):

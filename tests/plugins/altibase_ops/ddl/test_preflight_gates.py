@@ -9,7 +9,8 @@ import pytest
 
 from altibase_ops.ddl.preflight import PreflightError, check_connections, preflight
 from altibase_ops.ddl.request import DdlRequest
-from altibase_sim.scenarios import connection_uri, seed_replicated_pair
+from altibase_sim.scenarios import connection_uri
+from tests.plugins.altibase_ops.ddl.test_restore_matrix import seed_pair_with_connections
 
 log = logging.getLogger("preflight-gates")
 
@@ -25,9 +26,7 @@ def request(conn1: str = "altibase_node1", conn2: str = "altibase_node2") -> Ddl
 
 @pytest.fixture
 def pair(sim, monkeypatch):
-    seed_replicated_pair(sim)
-    for server in sim.servers():
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(sim, monkeypatch, "active_standby")
     return sim
 
 

@@ -31,6 +31,13 @@ from altibase_sim.simulation import wait_until
 log = logging.getLogger("restore-matrix")
 
 
+def seed_pair_with_connections(sim, monkeypatch, topology):
+    """The seed's pair as the topology runs it, and an Airflow Connection to each server."""
+    seed_replicated_pair(sim, topology=topology)
+    for server in sim.servers():
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+
+
 def request_for(sim, topology, mode, **extra):
     roles = TOPOLOGY_ROLES[topology]
     return DdlRequest.from_params({
@@ -95,9 +102,7 @@ def cases():
 def test_failure_before_each_step_is_restored_or_explained_and_recover_finishes(sim, monkeypatch, topology, mode,
                                                                                  stop_before):
     engine = sim
-    seed_replicated_pair(engine, topology=topology)
-    for server in engine.servers():
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(engine, monkeypatch, topology)
     request = request_for(engine, topology, mode)
     begin(request)
     history = run_procedure(request, stop_before)
@@ -141,9 +146,7 @@ RESTARTS = {
 def test_a_restart_inside_the_admin_window_fails_closed_and_recover_finishes(sim, monkeypatch, topology, mode):
     from altibase_ops.state.server import ServerRestartedError
 
-    seed_replicated_pair(sim, topology=topology)
-    for server in sim.servers():
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(sim, monkeypatch, topology)
     request = request_for(sim, topology, mode)
     started_at = begin(request)["started_at"]
     restarted, task_id = RESTARTS[(topology, mode)]
@@ -171,9 +174,7 @@ def test_a_restart_inside_the_admin_window_fails_closed_and_recover_finishes(sim
 def test_a_peer_down_before_the_flush_times_it_out_and_nothing_after_it_runs(sim, monkeypatch):
     from altibase_ops.sql.steps import StepError
 
-    seed_replicated_pair(sim, topology="active_standby")
-    for server in sim.servers():
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(sim, monkeypatch, "active_standby")
     request = request_for(sim, "active_standby", "can_stop", flush_wait_seconds=1)
     started_at = begin(request)["started_at"]
     stages = procedure("active_standby", "can_stop")
@@ -204,10 +205,8 @@ def test_the_procedure_runs_the_same_against_a_73_pair(sim, monkeypatch, topolog
     for node in ("node1", "node2"):
         sim.remove_server(node, purge=True)
         sim.add_server(node, version="7.3")
-    seed_replicated_pair(sim, topology=topology)
-    for server in sim.servers():
-        assert server["version"] == "7.3"
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(sim, monkeypatch, topology)
+    assert {server["version"] for server in sim.servers()} == {"7.3"}
     request = request_for(sim, topology, mode)
     run_procedure(request, started_at=begin(request)["started_at"])
     post_checks(request, log)
@@ -215,9 +214,7 @@ def test_the_procedure_runs_the_same_against_a_73_pair(sim, monkeypatch, topolog
 
 def test_equal_row_counts_with_different_keys_are_caught_and_the_service_stays_stopped(sim, monkeypatch):
     """O9 compares the data, not only the row counts; restore re-checks before it resumes the service."""
-    seed_replicated_pair(sim, topology="active_standby")
-    for server in sim.servers():
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(sim, monkeypatch, "active_standby")
     with sim.connect("node1", sysdba=True) as conn:
         for key in range(1, 6):
             conn.cursor().execute(f"INSERT INTO SYS.T1 VALUES ({key}, {key})")

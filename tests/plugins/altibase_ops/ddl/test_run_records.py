@@ -12,17 +12,19 @@ from altibase_ops.ddl.procedure import procedure
 from altibase_ops.ddl.records import PairLockedError, release_lock, take_lock
 from altibase_ops.ddl.restore import restore
 from altibase_ops.ddl.verify import post_checks
-from altibase_sim.scenarios import connection_uri, seed_replicated_pair
-from tests.plugins.altibase_ops.ddl.test_restore_matrix import begin, request_for, run_procedure
+from tests.plugins.altibase_ops.ddl.test_restore_matrix import (
+    begin,
+    request_for,
+    run_procedure,
+    seed_pair_with_connections,
+)
 
 log = logging.getLogger("run-records")
 
 
 @pytest.fixture
 def pair(sim, monkeypatch):
-    seed_replicated_pair(sim, topology="active_standby")
-    for server in sim.servers():
-        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+    seed_pair_with_connections(sim, monkeypatch, "active_standby")
     return sim
 
 
