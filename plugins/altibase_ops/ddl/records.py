@@ -98,14 +98,6 @@ def read_lock(session: Any, replication_name: str) -> Lock | None:
                 int(row["TAKEN_AT"]))
 
 
-def read_locks(request: DdlRequest) -> dict[str, Lock | None]:
-    locks = {}
-    for server in request.servers:
-        with _hook(server).session() as session:
-            locks[server.name] = read_lock(session, request.replication_name)
-    return locks
-
-
 def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[str, str]:
     """Hold the pair for this run on every server, or PairLockedError naming the holder. A lock of the
     same request left by a failed run is taken over only with ``recover=true``."""

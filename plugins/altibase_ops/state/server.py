@@ -44,14 +44,6 @@ def restart_message(server: str, expected: int, actual: int, admin_mode: int | N
             f"and preflight reads the new start time.")
 
 
-def check_not_restarted(server: str, session: Any, expected: int | None) -> int:
-    """The server's start time, after checking it is the one the run's preflight read (if given)."""
-    actual = read_startup_time(session)
-    if expected is not None and actual != int(expected):
-        raise ServerRestartedError(restart_message(server, int(expected), actual))
-    return actual
-
-
 # SYS_COLUMNS_.DATA_TYPE of the exact numeric types (NUMERIC, INTEGER, SMALLINT, BIGINT): their sums
 # are exact, so equal data sums the same on both servers (FLOAT/DOUBLE sums depend on the order).
 EXACT_NUMERIC_TYPES = frozenset({2, 4, 5, -5})
