@@ -49,7 +49,7 @@ class IntegrityError(DatabaseError):
 
 
 _CLASS_BY_CODE = {"31001": ProgrammingError, "31031": ProgrammingError, "31058": ProgrammingError,
-                  "11058": IntegrityError, "31074": IntegrityError,
+                  "11058": IntegrityError, "31074": IntegrityError, "3104A": IntegrityError,
                   "50032": OperationalError, "51043": OperationalError}
 
 

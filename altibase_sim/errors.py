@@ -59,6 +59,12 @@ MESSAGES: dict[str, str] = {
     "31022": "The name is already used by an existing object.",
     "3104C": "Duplicate index name",
     "31014": "Index not found",
+    # ALTER TABLE / DROP INDEX on a table out of the replication (qdbAlter.cpp, qdn.cpp, qdd.cpp)
+    "3104A": "Unable to add NOT NULL constraint to a column without a DEFAULT value",
+    "31026": "Too many or too few columns in a table",
+    "31321": "It is forbidden to drop a column that has multi-column constraints.",
+    "3119E": "The primary key or unique key constraint cannot be dropped using the DROP INDEX statement. "
+             "Use the ALTER TABLE statement.",
     "11058": "The row already exists in a unique index.",
     "31074": "Unable to insert (or update) NULL into NOT NULL column.{column}",  # qmx.cpp; 31056 is never raised
     "31053": "Not enough insert values",

@@ -454,7 +454,7 @@ class Server:
                 if tdef.column(col.name):
                     raise error("31022")
                 if not col.nullable and col.default is None and rows:
-                    raise error("31074")
+                    raise error("3104A")  # qdn.cpp: a full scan finds a row
                 default = "" if col.default is None else " DEFAULT " + _sqlite_literal(col.default)
                 db.execute(f'ALTER TABLE {sqlite_name(user, name)} ADD COLUMN "{col.name}"{default}')
                 tdef.columns.append(col)
@@ -463,6 +463,10 @@ class Server:
         return self._ddl(session, work, "Alter success.")
 
     def _do_AlterTableDrop(self, session: Session, stmt: sp.AlterTableDrop, params: list) -> Result:
+        """qdbAlter.cpp validateDropCol/executeDropCol on a table out of every replication: the last column
+        is refused (ERR-31026), a column of a multi-column PRIMARY KEY too (ERR-31321); a single-column
+        primary key goes with its column (createConstraintFromInfo does not re-create it), and so does
+        every index the column is a key of (findDelIndexAndDelMeta)."""
         user, name = stmt.table.qualified(session.user)
 
         def work(db: sqlite3.Connection) -> None:
@@ -471,19 +475,40 @@ class Server:
             for col in stmt.columns:
                 if tdef.column(col) is None:
                     raise error("31058", name=col)
-                if col in tdef.pk:
-                    raise error("FFFFF", detail=f"cannot drop primary key column {col}")
                 if len(tdef.columns) == 1:
-                    raise error("FFFFF", detail="cannot drop the only column of a table")
-                for idx_name, idx_cols in db.execute(
-                        "SELECT name, columns FROM __indexes WHERE tbl_user=? AND tbl=?", (user, name)).fetchall():
+                    raise error("31026")
+                if col in tdef.pk and len(tdef.pk) > 1:
+                    raise error("31321")
+            for col in stmt.columns:
+                for idx_user, idx_name, idx_cols in db.execute(
+                        "SELECT user, name, columns FROM __indexes WHERE tbl_user=? AND tbl=?", (user, name)).fetchall():
                     if col in json.loads(idx_cols):
-                        raise error("FFFFF", detail=f"column {col} is used by index {idx_name}")
+                        db.execute(f'DROP INDEX "{idx_user}.{idx_name}"')
+                        db.execute("DELETE FROM __indexes WHERE user=? AND name=?", (idx_user, idx_name))
+                if col in tdef.pk:
+                    self._drop_primary_key(db, tdef)
                 db.execute(f'ALTER TABLE {sqlite_name(user, name)} DROP COLUMN "{col}"')
                 tdef.columns = [c for c in tdef.columns if c.name != col]
             self.save_table(db, tdef)
 
         return self._ddl(session, work, "Alter success.")
+
+    @staticmethod
+    def _drop_primary_key(db: sqlite3.Connection, tdef: TableDef) -> None:
+        """SQLite cannot drop a key column: copy the rows into the same table without its key."""
+        table = sqlite_name(tdef.user, tdef.name)
+        scratch = sqlite_name(tdef.user, f"{tdef.name}__rebuild")
+        cols = ", ".join(f'"{c.name}"' for c in tdef.columns)
+        db.execute(f"CREATE TABLE {scratch} ({cols})")
+        db.execute(f"INSERT INTO {scratch} SELECT {cols} FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {scratch} RENAME TO {table}")
+        for idx_user, idx_name, idx_cols, unique in db.execute(
+                "SELECT user, name, columns, is_unique FROM __indexes WHERE tbl_user=? AND tbl=?",
+                (tdef.user, tdef.name)).fetchall():
+            keys = ", ".join(f'"{c}"' for c in json.loads(idx_cols))
+            db.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{idx_user}.{idx_name}" ON {table} ({keys})')
+        tdef.pk = []
 
     def _do_AlterTableModify(self, session: Session, stmt: sp.AlterTableModify, params: list) -> Result:
         user, name = stmt.table.qualified(session.user)
@@ -544,6 +569,10 @@ class Server:
             row = db.execute("SELECT tbl_user, tbl FROM __indexes WHERE user=? AND name=?",
                              (idx_user, idx_name)).fetchone()
             if row is None:
+                pk_owner = re.fullmatch(r"__SYS_IDX_ID_(\d+)", idx_name)
+                if pk_owner and db.execute("SELECT 1 FROM __tables WHERE table_id=? AND pk != '[]'",
+                                           (int(pk_owner[1]),)).fetchone():
+                    raise error("3119E")  # qdd.cpp: a key constraint's index goes with ALTER TABLE only
                 raise error("31014")
             self._check_ddl_allowed(self.require_table(row[0], row[1], db), db)
             db.execute(f'DROP INDEX "{idx_user}.{idx_name}"')

@@ -150,6 +150,28 @@ def _index_columns(server: Server, session: Session) -> list[dict]:
     return out
 
 
+def _constraints(server: Server, session: Session) -> list[dict]:
+    """SYS_CONSTRAINTS_ (qcmCreate.cpp; CONSTRAINT_TYPE from qdParseTree.h qdConstraintType: 1 NOT NULL,
+    3 PRIMARY KEY): a NOT NULL constraint per non-nullable column and the primary key with its index.
+    CREATE UNIQUE INDEX makes an index, not a constraint, so it has no row here."""
+    ids = _user_ids(server)
+    out = []
+    for user, table_id, columns, pk in server.db.execute(
+            "SELECT user, table_id, columns, pk FROM __tables ORDER BY table_id"):
+        for data in json.loads(columns):
+            if not sp.ColumnDef.from_json(data).nullable:
+                out.append({"USER_ID": ids.get(user), "TABLE_ID": table_id, "CONSTRAINT_TYPE": 1, "INDEX_ID": 0,
+                            "COLUMN_CNT": 1})
+        if json.loads(pk):
+            out.append({"USER_ID": ids.get(user), "TABLE_ID": table_id, "CONSTRAINT_TYPE": 3, "INDEX_ID": table_id,
+                        "COLUMN_CNT": len(json.loads(pk))})
+    for number, row in enumerate(out, start=1):
+        kind = "PRIMARY" if row["CONSTRAINT_TYPE"] == 3 else "NOT_NULL"
+        row.update(CONSTRAINT_ID=number, CONSTRAINT_NAME=f"__SYS_CON_{kind}_ID_{number}", REFERENCED_TABLE_ID=None,
+                   REFERENCED_INDEX_ID=None, DELETE_RULE=0, CHECK_CONDITION=None, VALIDATED="T")
+    return out
+
+
 def _repl(method: str) -> Callable[[Server, Session], list[dict]]:
     return lambda server, session: getattr(server.replication, method)()
 
@@ -186,6 +208,9 @@ _VIEWS = [
                           "COLUMN_CNT"), _indices),
     View("SYS_INDEX_COLUMNS_", ("USER_ID", "INDEX_ID", "COLUMN_ID", "INDEX_COL_ORDER", "SORT_ORDER", "TABLE_ID"),
          _index_columns),
+    View("SYS_CONSTRAINTS_", ("USER_ID", "TABLE_ID", "CONSTRAINT_ID", "CONSTRAINT_NAME", "CONSTRAINT_TYPE",
+                              "INDEX_ID", "COLUMN_CNT", "REFERENCED_TABLE_ID", "REFERENCED_INDEX_ID", "DELETE_RULE",
+                              "CHECK_CONDITION", "VALIDATED"), _constraints),
     View("DUAL", ("DUMMY",), lambda server, session: [{"DUMMY": "X"}]),
 ]
 _BY_NAME = {v.name: v for v in _VIEWS}

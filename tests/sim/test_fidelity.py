@@ -113,6 +113,43 @@ def test_a_unique_index_on_one_side_fails_start_or_puts_the_table_in_sql_apply(e
     assert query(engine, "node2", "SELECT SQL_APPLY_TABLE_COUNT FROM V$REPRECEIVER") == [(1,)]
 
 
+# ---------------------------------------------------------------------------------- DDL out of the replication
+def test_dropping_a_single_column_primary_key_drops_the_key_and_the_table_cannot_be_replicated_again(engine):
+    seed_pair(engine, tables=("T1", "T2"), start=False)
+    run(engine, "node1", "ALTER REPLICATION rep1 DROP TABLE FROM sys.t1 TO sys.t1", "INSERT INTO t1 VALUES (1, 1)",
+        "ALTER TABLE t1 DROP COLUMN c1")  # validateDropCol lets it through on a table out of the replication
+    keys = ("SELECT COUNT(*) FROM SYSTEM_.SYS_CONSTRAINTS_ k, SYSTEM_.SYS_TABLES_ t WHERE k.TABLE_ID = t.TABLE_ID "
+            "AND t.TABLE_NAME = 'T1' AND k.CONSTRAINT_TYPE = 3")
+    assert query(engine, "node1", keys) == [(0,)]  # the primary key went with its column
+    assert query(engine, "node1", "SELECT c2 FROM t1") == [(1,)]
+    assert code_of(engine, "node1", "ALTER REPLICATION rep1 ADD TABLE FROM sys.t1 TO sys.t1") == "61113"
+
+
+def test_drop_column_refuses_the_last_column_and_part_of_a_composite_key_and_drops_its_indexes(engine):
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER, c2 INTEGER, c3 INTEGER, PRIMARY KEY (c1, c2))",
+        "CREATE INDEX t1_c3 ON t1 (c3)", "CREATE INDEX t1_c2_c3 ON t1 (c2, c3)", "CREATE TABLE t2 (c1 INTEGER)")
+    assert code_of(engine, "node1", "ALTER TABLE t1 DROP COLUMN c2") == "31321"
+    assert code_of(engine, "node1", "ALTER TABLE t2 DROP COLUMN c1") == "31026"
+    run(engine, "node1", "ALTER TABLE t1 DROP COLUMN c3")  # findDelIndexAndDelMeta: its indexes go with it
+    assert query(engine, "node1", "SELECT INDEX_NAME FROM SYSTEM_.SYS_INDICES_ WHERE INDEX_NAME LIKE 'T1_%'") == []
+    assert code_of(engine, "node1", "DROP INDEX t1_c3") == "31014"
+
+
+def test_a_not_null_column_without_a_default_is_refused_on_a_table_with_rows_only(engine):
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY)", "ALTER TABLE t1 ADD COLUMN (c2 INTEGER NOT NULL)",
+        "INSERT INTO t1 VALUES (1, 1)")
+    assert code_of(engine, "node1", "ALTER TABLE t1 ADD COLUMN (c3 INTEGER NOT NULL)") == "3104A"
+    run(engine, "node1", "ALTER TABLE t1 ADD COLUMN (c3 INTEGER DEFAULT 0 NOT NULL)")
+
+
+def test_drop_index_cannot_drop_a_primary_keys_index(engine):
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY)")
+    name = query(engine, "node1", "SELECT i.INDEX_NAME FROM SYSTEM_.SYS_INDICES_ i, SYSTEM_.SYS_CONSTRAINTS_ k "
+                                  "WHERE i.INDEX_ID = k.INDEX_ID AND k.CONSTRAINT_TYPE = 3")[0][0]
+    assert name.startswith("__SYS_IDX_ID_")
+    assert code_of(engine, "node1", f'DROP INDEX "{name}"') == "3119E"
+
+
 # ---------------------------------------------------------------------------------- FLUSH and the gap
 def test_flush_waits_for_the_peers_acknowledgement_so_a_down_peer_times_it_out(engine):
     seed_pair(engine, start=False)

@@ -10,10 +10,12 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.backends import connection_problems, server_address
+from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict
 from altibase_ops.ddl.records import LOCK_TABLE, request_key
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
 from altibase_ops.exceptions import AltibaseServerError
+from altibase_ops.state.server import ServerState
 
 # Logins a server refused, and what to fix (the server answered: it is reachable).
 LOGIN_REFUSED = {
@@ -43,12 +45,20 @@ def check_connections(request: DdlRequest) -> None:
         raise PreflightError("the Connections cannot serve this run, nothing was changed:\n- " + "\n- ".join(problems))
 
 
+def definition_difference(table: str, states: dict[str, ServerState]) -> str:
+    """What one server's definition of ``table`` has that the other's lacks, both ways."""
+    (first, a), (second, b) = ((n, [repr(x) for x in s.tables[table].signature()]) for n, s in states.items())
+    only = [f"only on {n}: {', '.join(x for x in mine if x not in theirs)}"
+            for n, mine, theirs in ((first, a, b), (second, b, a)) if any(x not in theirs for x in mine)]
+    return "; ".join(only) or "the same parts in another order"
+
+
 def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
     """Read-only gates before anything changes. Raises PreflightError naming every problem."""
     problems: list[str] = []
     notes: list[str] = []
     try:
-        states = read_all(request)
+        states = read_all(request, count_rows=needs_row_counts(request))
     except AltibaseServerError as exc:
         raise PreflightError(f"{LOGIN_REFUSED.get(exc.code or '', 'a server is not reachable')}: {exc}; "
                              "nothing was changed") from None
@@ -117,18 +127,15 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
                 "replication only on the active and relies on the standby not sending (ADD/DROP TABLE would "
                 "fail with ERR-6109F). Stop the standby's sender first")
         for stmt in request.ddl:
-            if stmt.kind == "drop_index":
-                table = state.index_tables.get(stmt.index or "")
-                if table is None:
-                    notes.append(f"{server.name}: index {stmt.index} does not exist (already dropped?)")
-                elif table not in request.tables:
-                    problems.append(f"{server.name}: index {stmt.index} belongs to {table}, not a listed table")
-        for table in request.tables:
-            if table not in state.tables:
-                problems.append(f"{server.name}: table {table} does not exist")
+            table = state.index_tables.get(stmt.index or "")
+            if stmt.kind == "drop_index" and table is not None and table not in request.tables:
+                problems.append(f"{server.name}: index {stmt.index} belongs to {table}, not a listed table")
+        missing_tables = [t for t in request.tables if t not in state.tables]
+        problems += [f"{server.name}: table {table} does not exist" for table in missing_tables]
+        if not missing_tables:
+            problems += missing_targets(request, server.name, state)
     if not problems:
         progress = ddl_progress(request, states)
-        signatures = {}
         for table in request.tables:
             by_progress: dict[str, set] = {}
             for name, state in states.items():
@@ -137,11 +144,21 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
                 problems.append(f"{table}: the DDL is partially applied on "
                                 f"{[n for n, p in progress.items() if p == 'partial']}; finish or undo it by hand")
             elif any(len(sigs) > 1 for sigs in by_progress.values()):
-                problems.append(f"{table}: its definition differs between the servers: "
-                                + "; ".join(f"{n}: {states[n].tables[table].signature()}" for n in states))
-            signatures[table] = {n: states[n].tables[table].signature() for n in states}
+                problems.append(f"{table}: its definition differs between the servers ({definition_difference(table, states)}). "
+                                "The procedure starts from the same columns, indexes and keys on both; make them equal "
+                                "first (a unique key on one side changes how replication applies rows)")
+        for name, state in states.items():
+            if progress[name] == "before":  # the statements all run here: what would Altibase say?
+                prediction = predict(request, name, state)
+                problems += prediction.problems
+                notes += prediction.notes
         resuming = len(set(progress.values())) > 1
-        if resuming:
+        if resuming and not any(s.lock is not None and s.lock.request_key == key for s in states.values()):
+            problems.append(f"the DDL is applied on {[n for n, p in progress.items() if p == 'after']} but not on "
+                            f"{[n for n, p in progress.items() if p == 'before']}, and no run of this request holds "
+                            f"the pair (no lock row in {LOCK_TABLE}): someone else changed one server. Make the "
+                            "definitions equal by hand first; this DAG resumes only what it began")
+        elif resuming:
             notes.append("resuming: the DDL is already applied on "
                          f"{[n for n, p in progress.items() if p == 'after']}; those servers skip it")
         if request.service_mode == "rolling":

@@ -46,16 +46,25 @@ def ddl_progress(request: DdlRequest, states: dict[str, ServerState]) -> dict[st
     for name, state in states.items():
         flags = []
         for number, stmt in enumerate(resolve_tables(request.ddl, state)):
-            table = state.tables.get(stmt.table)
-            if table is None:
-                raise MissingTableError(f"{name}: table {stmt.table} does not exist")
-            applied = is_applied(stmt, table)
+            applied = applied_on(name, stmt, state)
             if applied is None:  # the catalog cannot show it (TRUNCATE): this tool's record decides
                 applied = state.ddl_records.get(number) == "DONE"
             if applied is not None:
                 flags.append(applied)
         progress[name] = "after" if flags and all(flags) else ("before" if not any(flags) else "partial")
     return progress
+
+
+def applied_on(name: str, stmt: DdlStatement, state: ServerState) -> bool | None:
+    """Whether server ``name`` shows ``stmt`` applied (``statements.is_applied``); None when only this
+    tool's record can tell. A DROP INDEX whose index is not there is applied: preflight has refused a
+    name that no run of this request dropped (``ddl/predict.py missing_targets``)."""
+    if stmt.kind == "drop_index" and stmt.table is None:
+        return True
+    table = state.tables.get(stmt.table or "")
+    if table is None:
+        raise MissingTableError(f"{name}: table {stmt.table} does not exist")
+    return is_applied(stmt, table)
 
 
 def resolve_tables(ddl: list[DdlStatement], state: ServerState) -> list[DdlStatement]:

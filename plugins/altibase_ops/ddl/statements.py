@@ -17,7 +17,7 @@ touched. An unqualified table name means SYS's table, because the DAG runs the D
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from altibase_ops.sql.identifiers import IDENTIFIER_PATTERN, split_top_level
@@ -71,6 +71,7 @@ class Column:
     precision: int | None
     scale: int | None
     not_null: bool
+    has_default: bool = False  # a DEFAULT other than NULL
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ class DdlStatement:
     columns: tuple[Column, ...] = field(default_factory=tuple)
     column: str | None = None  # drop_column
     index: str | None = None  # USER.INDEX for create_index / drop_index
+    keys: tuple[str, ...] = ()  # create_index: its key columns, in order
+    unique: bool = False  # create_index: CREATE UNIQUE INDEX
 
     def with_table(self, table: str) -> DdlStatement:
-        return DdlStatement(self.text, self.kind, table, self.columns, self.column, self.index)
+        return replace(self, table=table)
 
 
 def _qualify(name: str) -> str:
@@ -101,7 +104,8 @@ def _column_defs(body: str, text: str) -> tuple[Column, ...]:
         columns.append(Column(match["name"].upper(), _TYPE_ALIASES.get(type_name, type_name),
                               int(match["precision"]) if match["precision"] else None,
                               int(match["scale"]) if match["scale"] else None,
-                              bool(re.search(r"NOT\s+NULL", match["rest"] or "", re.IGNORECASE | re.ASCII))))
+                              bool(re.search(r"NOT\s+NULL", match["rest"] or "", re.IGNORECASE | re.ASCII)),
+                              bool(re.search(r"DEFAULT\s+(?!NULL\b)", match["rest"] or "", re.IGNORECASE | re.ASCII))))
     return tuple(columns)
 
 
@@ -147,7 +151,9 @@ def parse_ddl(text: Any) -> DdlStatement:
             for col in groups["columns"].split(","):
                 if not IDENTIFIER_PATTERN.fullmatch(col.strip()):
                     raise InvalidDdlError(f"{shown(text)}: {col.strip()!r} is not a column name")
-            return DdlStatement(stripped, kind, table, index=_qualify(groups["index"]))
+            return DdlStatement(stripped, kind, table, index=_qualify(groups["index"]),
+                                keys=tuple(c.strip().upper() for c in groups["columns"].split(",")),
+                                unique=bool(groups["unique"]))
         if kind == "drop_index":
             return DdlStatement(stripped, kind, None, index=_qualify(groups["index"]))
         return DdlStatement(stripped, kind, table)

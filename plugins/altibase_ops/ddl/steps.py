@@ -25,8 +25,8 @@ from airflow.sdk.exceptions import AirflowException
 from altibase_ops.ddl.procedure import Step
 from altibase_ops.ddl.records import APPLIED_TABLE, UnsureWhetherAppliedError, record, request_key
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import CLIENT_INFO, read_records, resolve_tables
-from altibase_ops.ddl.statements import DDL_SQL_FILTERS, is_applied
+from altibase_ops.ddl.state import CLIENT_INFO, applied_on, read_records, resolve_tables
+from altibase_ops.ddl.statements import DDL_SQL_FILTERS
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.service.operator import ServiceTarget
@@ -63,8 +63,7 @@ def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger, state: ServerStat
     request on the server (``ddl/records.py``), and not at all after a BEGAN that never reported."""
     todo = []
     for number, stmt in enumerate(resolve_tables(request.ddl, state)):
-        table = state.tables.get(stmt.table) if stmt.table else None
-        applied = is_applied(stmt, table) if table is not None else False
+        applied = applied_on(conn_id, stmt, state)
         if applied is None:
             recorded = state.ddl_records.get(number)
             if recorded == "BEGAN":

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.templates import render_sql
-from altibase_ops.state.catalog import TableState
+from altibase_ops.state.catalog import KEY_CONSTRAINT_TYPES, IndexKey, TableState
 
 
 class ServerRestartedError(AirflowException):
@@ -127,7 +127,8 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
             state.tables[table] = TableState(
                 {c["COLUMN_NAME"]: {k: c[k] for k in ("DATA_TYPE", "PRECISION", "SCALE", "IS_NULLABLE",
                                                       "COLUMN_ORDER")} for c in columns},
-                {i for i, t in state.index_tables.items() if t == table})
+                {i for i, t in state.index_tables.items() if t == table},
+                _index_keys(rows, user, name))
             if count_rows:
                 summed = [name for name, c in state.tables[table].columns.items()
                           if int(c["DATA_TYPE"]) in EXACT_NUMERIC_TYPES]
@@ -136,3 +137,16 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
                 state.row_counts[table] = int(row["ROW_COUNT"])
         state.other_sessions = len(rows(render_sql("checks/list_sessions.sql")))
     return state
+
+
+def _index_keys(rows: Any, user: str, table: str) -> dict[str, IndexKey]:
+    """The table's indexes with their key columns and the key constraint each one serves."""
+    constraints = {int(r["INDEX_ID"]): KEY_CONSTRAINT_TYPES[int(r["CONSTRAINT_TYPE"])]
+                   for r in rows(render_sql("checks/read_table_key_constraints.sql"), (user, table))}
+    keys: dict[int, tuple[str, bool, list[str]]] = {}
+    for r in rows(render_sql("checks/read_table_index_keys.sql"), (user, table)):
+        name = f"{r['USER_NAME']}.{r['INDEX_NAME']}"
+        keys.setdefault(int(r["INDEX_ID"]), (name, str(r["IS_UNIQUE"]).strip() == "T", []))[2].append(
+            r["COLUMN_NAME"])
+    return {name: IndexKey(tuple(columns), unique, constraints.get(index_id))
+            for index_id, (name, unique, columns) in keys.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from altibase_ops.exceptions import AltibaseServerError
+from altibase_ops.state.catalog import IndexKey
 from altibase_ops.state.server import read_state
 from tests.sim.helpers import run, seed_pair, wait_until
 
@@ -19,8 +20,11 @@ def test_reads_properties_replication_senders_tables_and_rows(sim, altibase_conn
     assert state.items == {"SYS.T1", "SYS.T2"} and state.item_count == 2
     assert state.sender_running and state.sender_status in (1, 2)
     assert set(state.tables) == {"SYS.T1", "SYS.T3"}  # a table that does not exist is left out
-    assert [c[0] for c in state.tables["SYS.T1"].signature()] == ["C1", "C2"]
+    assert [c[0] for c in state.tables["SYS.T1"].signature()[:2]] == ["C1", "C2"]
+    assert state.tables["SYS.T1"].signature()[2:] == ["PRIMARY KEY (C1)"]  # named by what it is, not __SYS_IDX_ID_n
     assert "SYS.T3_C2" in state.tables["SYS.T3"].indexes and state.index_tables["SYS.T3_C2"] == "SYS.T3"
+    assert state.tables["SYS.T3"].primary_key == ("C1",)
+    assert state.tables["SYS.T3"].index_keys["SYS.T3_C2"] == IndexKey(("C2",), unique=False, constraint=None)
     assert state.row_counts == {"SYS.T1": 1, "SYS.T3": 0}
     assert wait_until(lambda: read_state(altibase_conns["node1"], "REP1", []).gap == 0, timeout=10)
 
