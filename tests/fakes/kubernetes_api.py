@@ -4,9 +4,10 @@ It replaces only the urllib3 pool manager of an ``ApiClient``, so request buildi
 choice, JSON (de)serialisation and the mapping of error statuses to ``ApiException`` are the client's
 own. It is at least as strict as the API server where the code under test can observe it: unknown
 objects are 404, a create of an existing name is 409, a merge patch is RFC 7386 (and so is a
-strategic merge patch of maps: keys it does not name stay), a JSON patch (RFC 6902) fails on a path
-that does not exist, and a Deployment's ``scale`` subresource reads and
-writes its ``spec.replicas``.
+strategic merge patch of maps: keys it does not name stay), a JSON patch (RFC 6902) fails whole on a
+path that does not exist or a ``test`` that does not hold (so a stale resourceVersion is refused), a
+Deployment's ``scale`` subresource reads and writes its ``spec.replicas``, and EndpointSlices follow
+the Services' selectors over the stored pods' readiness.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
-from kubernetes.client import ApiClient, AppsV1Api, Configuration, CoreV1Api
+from kubernetes.client import ApiClient, AppsV1Api, Configuration, CoreV1Api, DiscoveryV1Api
 
 _PATH = re.compile(
-    r"/(?:api/v1|apis/apps/v1)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>scale))?)?"
+    r"/(?:api/v1|apis/apps/v1|apis/discovery\.k8s\.io/v1)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[a-z]+)"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>scale))?)?"
 )
 
 
@@ -63,17 +65,21 @@ def merge_patch(target, patch):
 
 
 def json_patch(target, operations):
-    """RFC 6902 add/replace/remove, as the API server applies application/json-patch+json: a replace
-    or remove of a path that does not exist fails (KeyError/IndexError)."""
+    """RFC 6902 test/add/replace/remove, as the API server applies application/json-patch+json: a
+    replace or remove of a path that does not exist fails (KeyError/IndexError), so does a test whose
+    value differs (ValueError), and then no operation of the patch applies."""
     result = copy.deepcopy(target)
     for op in operations:
         *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]]
         node = result
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
-        if op["op"] in ("replace", "remove") and not isinstance(node, list) and last not in node:
+        if op["op"] in ("replace", "remove", "test") and not isinstance(node, list) and last not in node:
             raise KeyError(f"{op['path']} does not exist")
-        if op["op"] == "remove":
+        if op["op"] == "test":
+            if node[int(last) if isinstance(node, list) else last] != op["value"]:
+                raise ValueError(f"testing value {op['path']} failed")
+        elif op["op"] == "remove":
             del node[int(last) if isinstance(node, list) else last]
         elif op["op"] in ("add", "replace"):
             node[int(last) if isinstance(node, list) else last] = copy.deepcopy(op["value"])
@@ -94,7 +100,8 @@ class FakeApiServer:
 
     # test helpers
     def put(self, plural: str, obj: dict) -> None:
-        self.objects[(plural, obj["metadata"]["namespace"], obj["metadata"]["name"])] = copy.deepcopy(obj)
+        """Store an object as if created: every stored object has a resourceVersion."""
+        self.objects[(plural, obj["metadata"]["namespace"], obj["metadata"]["name"])] = self._stamp(obj)
 
     def fail_once(self, method: str, plural: str, name: str | None, status: int, message: str) -> None:
         self._failures[(method, plural, name)] = (status, message)
@@ -119,6 +126,9 @@ class FakeApiServer:
         if failure := self._failures.pop((method, plural, name), None):
             return self._status(*failure)
         key = (plural, namespace, name)
+        if plural == "endpointslices":
+            assert method == "GET" and name is None, f"{method} {url}: EndpointSlices are the controller's"
+            return _Response(200, {"metadata": {}, "items": self._endpoint_slices(namespace, query)})
         if method == "GET" and name is None:
             items = [o for (p, ns, _), o in sorted(self.objects.items()) if p == plural and ns == namespace]
             selector = dict(term.split("=") for term in query.get("labelSelector", "").split(",") if term)
@@ -141,7 +151,7 @@ class FakeApiServer:
             if content_type == "application/json-patch+json":
                 try:
                     patched = json_patch(self.objects[key], payload)
-                except (KeyError, IndexError, TypeError) as exc:
+                except (KeyError, IndexError, TypeError, ValueError) as exc:
                     return self._status(422, f"the JSON patch cannot be applied: {exc}")
             elif content_type == "application/strategic-merge-patch+json":
                 # For maps (a Service's selector, labels) a strategic merge is a merge patch: keys the
@@ -173,6 +183,33 @@ class FakeApiServer:
                                "spec": {"replicas": deployment["spec"].get("replicas", 1)},
                                "status": {"replicas": deployment["spec"].get("replicas", 1)}})
 
+    def _endpoint_slices(self, namespace: str, query: dict) -> list[dict]:
+        """What the EndpointSlice controller keeps for a Service: one slice with an endpoint per pod
+        its selector matches, ready as the pod is (a terminating pod is not). A Service without a
+        selector gets no managed slice. Updated at once here; a real controller lags a little."""
+        wanted = dict(term.split("=") for term in query.get("labelSelector", "").split(",") if term)
+        slices = []
+        for (plural, ns, name), service in sorted(self.objects.items()):
+            if plural != "services" or ns != namespace or wanted.get("kubernetes.io/service-name", name) != name:
+                continue
+            selector = service["spec"].get("selector") or {}
+            if not selector:
+                continue
+            endpoints = []
+            for (p, pod_ns, pod_name), pod in sorted(self.objects.items()):
+                if p == "pods" and pod_ns == namespace and selector.items() <= pod["metadata"].get("labels", {}).items():
+                    ready = (not pod["metadata"].get("deletionTimestamp")
+                             and any(c["type"] == "Ready" and c["status"] == "True"
+                                     for c in pod.get("status", {}).get("conditions", [])))
+                    endpoints.append({"addresses": [f"10.0.0.{len(endpoints) + 1}"],
+                                      "conditions": {"ready": ready, "terminating": bool(
+                                          pod["metadata"].get("deletionTimestamp"))},
+                                      "targetRef": {"kind": "Pod", "name": pod_name, "namespace": namespace}})
+            slices.append({"metadata": {"name": f"{name}-abcde", "namespace": namespace,
+                                        "labels": {"kubernetes.io/service-name": name}},
+                           "addressType": "IPv4", "endpoints": endpoints})
+        return slices
+
     def _stamp(self, obj: dict) -> dict:
         self._version += 1
         obj = copy.deepcopy(obj)
@@ -192,6 +229,13 @@ def clients(server: FakeApiServer) -> dict:
     client = ApiClient(Configuration(host="https://kubernetes.invalid"))
     client.rest_client.pool_manager = server
     return {"core": CoreV1Api(client), "apps": AppsV1Api(client)}
+
+
+def service_clients(server: FakeApiServer) -> tuple[CoreV1Api, AppsV1Api, DiscoveryV1Api]:
+    """The three APIs service control uses (``service/kubernetes.py``), talking to ``server``."""
+    client = ApiClient(Configuration(host="https://kubernetes.invalid"))
+    client.rest_client.pool_manager = server
+    return CoreV1Api(client), AppsV1Api(client), DiscoveryV1Api(client)
 
 
 def pod(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from altibase_ops.ddl.procedure import Step, procedure
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.steps import step_script
+from altibase_ops.ddl.steps import step_routes, step_script
 from altibase_ops.sql.steps import split_statements
 
 
@@ -34,9 +34,30 @@ def render_step(step: Step, request: DdlRequest) -> list[str]:
     if step.action == "sql_apply":
         return [f"-- confirm V$REPRECEIVER.SQL_APPLY_TABLE_COUNT = 0 for {request.replication_name}"]
     if step.action == "verify":
-        return [f"-- FLUSH WAIT on every running sender, then SELECT COUNT(*) of {', '.join(request.tables)} "
-                "on every server: must be equal"]
-    return [f"-- service {step.service} ({request.service_control['mode']})"]
+        return [f"-- FLUSH WAIT on every running sender, then the row count and the sums of the exact-numeric "
+                f"columns of {', '.join(request.tables)} on every server: must be equal"]
+    return render_service_step(step, request)
+
+
+def render_service_step(step: Step, request: DdlRequest) -> list[str]:
+    """The traffic model after a service step, and in kubernetes mode what each Service selects."""
+    control = request.service_control
+    routes = step_routes(step, request)
+    traffic = "; ".join(f"{server}'s application → {'stopped' if target is None else target}"
+                        for server, target in routes.items())
+    lines = [f"-- service {step.service} ({control['mode']}): {traffic}"]
+    if control["mode"] != "kubernetes":
+        return lines
+    for server, target in routes.items():
+        service = (control.get("services") or {}).get(server)
+        if service:
+            pods = ("no pod" if target is None else "its own pods, as before the run" if target == server else
+                    f"{target}'s pods {(control.get('server_selectors') or {}).get(target) or '(its Service selector)'}")
+            lines.append(f"-- Service {service} selects {pods}; then wait for its EndpointSlices to show it")
+        deployment = (control.get("deployments") or {}).get(server)
+        if deployment:
+            lines.append(f"-- Deployment {deployment}: {'0 replicas' if target is None else 'replicas as before the run'}")
+    return lines
 
 
 def plan_ddl_run(request: DdlRequest) -> list[PlannedStep]:

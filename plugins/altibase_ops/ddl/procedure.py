@@ -26,6 +26,9 @@ class Step:
     template: str | None = None  # include/sql/ddl/<verb>_<object>.sql
     step_kind: str | None = None
     service: str | None = None  # stop | resume | move_to_peer | restore
+    # where each role's application traffic goes once this service step is done (the traffic model):
+    # (role, the role whose pods its Service selects — itself: as before the run — or None: stopped)
+    routes: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def task_id(self) -> str:
@@ -83,14 +86,14 @@ def _sessions(p: str, role: str) -> Step:
     return Step(p, "confirm_no_sessions", "confirm no other sessions", "sessions", role)
 
 
-def _service(p: str, role: str, service: str, title: str) -> Step:
-    return Step(p, f"service_{service}", title, "service", role, service=service)
+def _service(p: str, role: str, service: str, title: str, **routes: str | None) -> Step:
+    return Step(p, f"service_{service}", title, "service", role, service=service, routes=tuple(routes.items()))
 
 
 def _can_stop(roles: tuple[str, ...], senders: tuple[str, ...]) -> list[list[Step]]:
     """O1-O9. ``senders``: the servers that carry service and send (A, or A1 and A2)."""
     return [
-        [_service("O1", r, "stop", "stop the application service") for r in senders],
+        [_service("O1", r, "stop", "stop the application service", **{r: None}) for r in senders],
         [_sessions("O1", r) for r in senders],
         [_admin("O2", r, True) for r in senders],
         [_flush("O3a", r) for r in senders],
@@ -104,7 +107,7 @@ def _can_stop(roles: tuple[str, ...], senders: tuple[str, ...]) -> list[list[Ste
         # extension: compare row counts while the service is still stopped (exact), before O9
         [Step("O9", "verify_row_counts", "verify row counts are equal before the service resumes", "verify",
               senders[0])],
-        [_service("O9", r, "resume", "resume the application service") for r in senders],
+        [_service("O9", r, "resume", "resume the application service", **{r: r}) for r in senders],
     ]
 
 
@@ -114,7 +117,9 @@ def _turn(t: str, x: str, y: str, x_sends: bool, start: tuple[str, ...], x_has_s
     if x_sends:
         stages += [[_flush(f"{t}R1a", x)], [_gap(f"{t}R1b", x)]]
     if x_has_service:
-        stages.append([_service(f"{t}R1c", x, "move_to_peer", "move the service to the other server")])
+        # all traffic onto Y, X's own and any Y's Service still sends to X (moved there in a turn before)
+        stages.append([_service(f"{t}R1c", x, "move_to_peer", "move the service to the other server",
+                                **{x: y, y: y})])
     stages += [
         [_sessions(f"{t}R1d", x)],
         [_admin(f"{t}R2", x, True)],
@@ -144,7 +149,7 @@ def procedure(topology: str, service_mode: str) -> list[list[Step]]:
             [Step("R11", "confirm_sql_apply_zero", "confirm no table is in SQL apply mode", "sql_apply", r)
              for r in (a1, a2)],
             [_sql_apply("R12", r, False) for r in (a1, a2)],
-            [_service("R13", a1, "restore", "redistribute the service as it was before")],
+            [_service("R13", a1, "restore", "redistribute the service as it was before", **{a1: a1, a2: a2})],
         ]
     # Extension (procedures.md §2): Active-Standby when the service cannot stop. The standby goes
     # first (it carries no service and does not send); then the service switches over to it and it
@@ -155,18 +160,19 @@ def procedure(topology: str, service_mode: str) -> list[list[Step]]:
         *_turn("t1_", s, a, False, (a,), False),
         [_flush("SW1", a)],
         [_gap("SW1", a)],
-        [_service("SW2", a, "move_to_peer", "switch the service over to the standby")],
+        [_service("SW2", a, "move_to_peer", "switch the service over to the standby", **{a: s, s: s})],
         [_start("SW3", s)],
         *_turn("t2_", a, s, True, (a, s), False),
         [Step("R11", "confirm_sql_apply_zero", "confirm no table is in SQL apply mode", "sql_apply", r)
          for r in (a, s)],
         [_sql_apply("R12", r, False) for r in (a, s)],
-        [_service("R13a", s, "stop", "stop the service on the standby")],
+        # the active's traffic runs on the standby since SW2: stop all of it before the standby's sender stops
+        [_service("R13a", s, "stop", "stop the service on the standby", **{a: None, s: None})],
         [_sessions("R13b", s)],
         [_flush("R13c", s)],
         [_gap("R13c", s)],
         [_stop("R13d", s)],
-        [_service("R13e", a, "restore", "the service back on the active")],
+        [_service("R13e", a, "restore", "the service back on the active", **{a: a, s: s})],
     ]
 
 

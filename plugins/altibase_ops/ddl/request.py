@@ -6,6 +6,7 @@ from the run's params (``DdlRequest.from_params``); XCom carries only what tasks
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,13 @@ from altibase_ops.sql.identifiers import (
     identifier,
     qualified_table,
 )
-from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME, SecretRef, is_dns_label
+from altibase_ops.sys_password import (
+    DEFAULT_SECRET_KEY,
+    DEFAULT_SECRET_NAME,
+    SecretRef,
+    is_dns_label,
+    is_dns_subdomain,
+)
 
 # The roles of a pair's two servers, per topology (procedures.md §1-2).
 TOPOLOGY_ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "active2")}
@@ -161,14 +168,9 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     if not isinstance(control, dict) or control.get("mode") not in SERVICE_CONTROL_MODES:
         raise InvalidRequestError(f"service_control.mode: must be one of {list(SERVICE_CONTROL_MODES)}")
     if control["mode"] == "kubernetes":
-        for key in ("namespace",):
-            if not isinstance(control.get(key), str) or not control[key]:
-                raise InvalidRequestError(f"service_control.{key}: required for mode 'kubernetes'")
-        services = control.get("services") or {}
-        deployments = control.get("deployments") or {}
-        if not services and not deployments:
-            raise InvalidRequestError("service_control: mode 'kubernetes' needs 'services' (server name -> "
-                                      "client Service) and/or 'deployments' (server name -> app Deployment)")
+        problems = kubernetes_control_problems(control, [s.name for s in servers], params.get("service_mode"))
+        if problems:
+            raise InvalidRequestError("service_control: " + "; ".join(problems))
     runner = params.get("runner", "local")
     if runner not in RUNNERS:
         raise InvalidRequestError(f"runner: must be one of {list(RUNNERS)}, got {runner!r}")
@@ -197,3 +199,42 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
         pod_startup_timeout_seconds=_positive_int(params, "pod_startup_timeout_seconds", DEFAULT_POD_STARTUP_TIMEOUT,
                                                   7200),
     )
+
+
+_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", re.ASCII)
+_LABEL_KEY = re.compile(r"(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
+                        re.ASCII)
+
+
+def kubernetes_control_problems(control: dict[str, Any], servers: list[str], service_mode: Any) -> list[str]:
+    """What is wrong with a ``service_control`` of mode kubernetes (``service/kubernetes.py``), all at once."""
+    problems = []
+    if not is_dns_label(control.get("namespace")):
+        problems.append("namespace: required for mode 'kubernetes', a namespace name")
+    services = control.get("services") or {}
+    deployments = control.get("deployments") or {}
+    selectors = control.get("server_selectors") or {}
+    if not all(isinstance(m, dict) for m in (services, deployments, selectors)):
+        return problems + ["services, deployments and server_selectors map server names to names / label maps"]
+    if not services and not deployments:
+        problems.append("mode 'kubernetes' needs 'services' (server name -> client Service) and/or 'deployments' "
+                        "(server name -> application Deployment)")
+    for key, mapping in (("services", services), ("deployments", deployments), ("server_selectors", selectors)):
+        problems += [f"{key}: {name!r} is not a server of this run ({servers})" for name in mapping if name not in servers]
+    problems += [f"services.{n}: {v!r} is not a Service name" for n, v in services.items() if not is_dns_label(v)]
+    problems += [f"deployments.{n}: {v!r} is not a Deployment name" for n, v in deployments.items()
+                 if not is_dns_subdomain(v)]
+    for name, selector in selectors.items():
+        if not isinstance(selector, dict) or not selector or not all(
+                isinstance(k, str) and isinstance(v, str) and _LABEL_KEY.fullmatch(k) and _LABEL_VALUE.fullmatch(v)
+                for k, v in selector.items()):
+            problems.append(f"server_selectors.{name}: must be a non-empty map of label keys to label values")
+    if service_mode == "rolling" and services:
+        # rolling moves traffic onto either server: each needs pods a Service can select
+        problems += [f"server_selectors.{name}: needed to move traffic onto {name} (it has no Service of its own "
+                     f"to take the pod selector from)" for name in servers
+                     if name not in selectors and name not in services]
+    timeout = control.get("endpoint_timeout_seconds", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        problems.append(f"endpoint_timeout_seconds: seconds between 1 and 3600, got {timeout!r}")
+    return problems

@@ -20,7 +20,7 @@ from altibase_ops.ddl.steps import render_ddl_sql, run_on
 from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
-from altibase_ops.service.control import perform
+from altibase_ops.service.control import left_changed, perform
 from altibase_ops.sql.steps import StepKind
 from altibase_ops.state.server import read_state, restart_message
 
@@ -234,7 +234,8 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         if out:
             unsafe.append(f"{name}: {out} not in replication {rep}")
     unsafe += [f"RESTARTED: {message}" for message in restarted.values()]
-    if not unsafe and service_history:
+    service_changed = left_changed(request.service_control, service_history)
+    if not unsafe and service_changed:
         # the service comes back only onto a pair whose data agree (O9's check, whoever runs it)
         try:
             data, equal = compare_table_data(request, attempts=10)
@@ -242,7 +243,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                 unsafe.append(f"the tables' data differ between the servers: {data}")
         except AirflowException as exc:  # e.g. FLUSH WAIT timed out: the gap does not drain
             unsafe.append(f"the tables' data could not be compared (replication must drain first): {exc}")
-    if not unsafe and service_history:
+    if not unsafe and service_changed:
         for record in perform("restore", request.service_control, "", "", service_history):
             actions.append(f"service on {record['server']}: back to {record['state']}")
     report = {"actions": actions, "notes": notes, "unsafe": unsafe,

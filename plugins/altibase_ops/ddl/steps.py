@@ -187,7 +187,14 @@ def step_service_target(step: Step, request: DdlRequest) -> ServiceTarget:
     return ServiceTarget(
         control=request.service_control, server=request.server(step.role).name, peer=request.peer(step.role).name,
         approval_timeout=timedelta(minutes=request.approval_timeout_minutes),
-        context_md=f"Replication **{request.replication_name}**, tables {', '.join(request.tables)}.")
+        context_md=f"Replication **{request.replication_name}**, tables {', '.join(request.tables)}.",
+        routes=step_routes(step, request))
+
+
+def step_routes(step: Step, request: DdlRequest) -> dict[str, str | None]:
+    """A service step's traffic model (``procedure.Step.routes``) by server name."""
+    return {request.server(role).name: None if target is None else request.server(target).name
+            for role, target in step.routes}
 
 
 def run_on(conn_id: str, script: str, step_kind: StepKind) -> list[StatementResult]:

@@ -4,12 +4,14 @@ Three modes, chosen by the ``service_control`` parameter:
 
 - ``manual``: a person does it; the task asks through Airflow's human-in-the-loop approval (with a
   timeout: no answer, or "Reject", fails the task and the restore path runs).
-- ``kubernetes``: patch the client-facing Service's selector (to point at the other server, or at
-  nothing) and/or scale the application Deployment, recording what was there to restore it.
+- ``kubernetes``: replace each client-facing Service's selector (to point at the other server's pods,
+  or at none) and the application Deployments' scale, as the step's routes say, keeping the original
+  on the object itself (``service/kubernetes.py``).
 - ``simulator``: stop and start the embedded simulator's application load.
 
 Every action returns a *record* of what it changed (kept in XCom); ``resume`` and ``restore`` put each
-resource straight back to its state before the run (the first record of a resource holds it), so the
+resource straight back to its state before the run (simulator: the first record of a resource holds
+it; kubernetes: the object's annotation does, so a ``recover`` run with no history can too), so the
 service ends as it was before the run whatever happened in between.
 
 The modes' mechanics live in ``service/simulator.py`` and ``service/kubernetes.py``; this module
@@ -24,47 +26,65 @@ from altibase_ops.service import kubernetes, simulator
 
 
 def perform(action: str, control: dict[str, Any], server: str, peer: str, history: list[dict[str, Any]],
-            clients: tuple[Any, Any] | None = None) -> list[dict[str, Any]]:
+            clients: tuple[Any, ...] | None = None, routes: dict[str, str | None] | None = None
+            ) -> list[dict[str, Any]]:
     """Do ``action`` (stop | resume | move_to_peer | restore) automatically; returns new records.
 
     ``history``: the records earlier steps of this run made, oldest first (resume and restore put
-    what they changed back as it was before the run).
+    what they changed back as it was before the run). ``routes``: where each server's traffic goes
+    after the step (``ddl/procedure.py`` derives them from the procedure; kubernetes mode follows
+    them, and derives them from the action without).
     """
-    mode = control["mode"]
-    if action in ("resume", "restore"):
+    if action in ("resume", "restore"):  # routes of these are "as before the run"
         return return_to_original(control, history, None if action == "restore" else server, clients)
-    if mode == "simulator":
-        return simulator.stop_or_move(control, server, peer if action == "move_to_peer" else None)
-    return kubernetes.stop_or_move(control, server, peer if action == "move_to_peer" else None, clients)
+    if control["mode"] == "kubernetes":
+        return kubernetes.route(control, routes or action_routes(action, control, server, peer), clients)
+    return simulator.stop_or_move(control, server, peer if action == "move_to_peer" else None)
 
 
-def _resource(record: dict[str, Any]) -> tuple[str, str] | None:
-    kind = record.get("kind")
-    if kind in ("simulator_stop", "simulator_start"):
-        return ("load", record["server"])
-    if kind == "service_selector":
-        return ("service", record["service"])
-    if kind == "deployment_scale":
-        return ("deployment", record["deployment"])
-    return None  # manual approvals, "restored" markers
+def action_routes(action: str, control: dict[str, Any], server: str, peer: str) -> dict[str, str | None]:
+    """The routes an action means on its own: stop = nowhere, move = all on the peer, resume = as
+    before the run, restore = every configured server as before the run."""
+    if action == "stop":
+        return {server: None}
+    if action == "move_to_peer":
+        return {server: peer, peer: peer}
+    if action == "resume":
+        return {server: server}
+    configured = {*(control.get("services") or {}), *(control.get("deployments") or {})}
+    return {name: name for name in sorted(configured)}
+
+
+def _load(record: dict[str, Any]) -> str | None:
+    """The server whose simulator load a record is about (None: approvals, "restored" markers)."""
+    return record["server"] if record.get("kind") in ("simulator_stop", "simulator_start") else None
 
 
 def return_to_original(control: dict[str, Any], history: list[dict[str, Any]], server: str | None,
-                       clients: tuple[Any, Any] | None = None) -> list[dict[str, Any]]:
+                       clients: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
     """Put each resource the run changed (of ``server``, or all) straight back to its state before the
-    run: the first record of a resource holds that state. Straight back, not by replaying undo steps:
-    an undo sequence could briefly re-open a service on a server whose replication is already stopped.
-    Stops come before starts, so the service never runs in two places at once."""
-    originals: dict[tuple[str, str], dict[str, Any]] = {}
+    run. Straight back, not by replaying undo steps: an undo sequence could briefly re-open a service
+    on a server whose replication is already stopped. Stops come before starts, so the service never
+    runs in two places at once."""
+    if control["mode"] == "manual":
+        return []  # a person put it back (the summary says whether the service runs)
+    if control["mode"] == "kubernetes":  # the originals live on the objects (annotations), not in history
+        records = kubernetes.route(control, action_routes("restore" if server is None else "resume", control,
+                                                          server or "", ""), clients)
+        return [{"kind": "restored", "server": r["server"], "state": f"{r['kind']} {r.get('now')}"} for r in records]
+    originals: dict[str, dict[str, Any]] = {}  # the first record of a server's load holds its state before the run
     for record in history:
-        key = _resource(record)
-        if key is not None and key not in originals and (server is None or record["server"] == server):
-            originals[key] = record
-    done: list[dict[str, Any]] = []
-    if control["mode"] == "simulator":
-        return simulator.return_to(control, {key[1]: (rec["load"] if rec["kind"] == "simulator_stop" else None)
-                                             for key, rec in originals.items()})
-    for record in sorted(originals.values(), key=lambda r: r["kind"] != "service_selector"):
-        kubernetes.undo(control, record, clients)
-        done.append({"kind": "restored", "server": record["server"], "state": record})
-    return done
+        name = _load(record)
+        if name is not None and name not in originals and (server is None or name == server):
+            originals[name] = record
+    return simulator.return_to(control, {name: (rec["load"] if rec["kind"] == "simulator_stop" else None)
+                                         for name, rec in originals.items()})
+
+
+def left_changed(control: dict[str, Any], history: list[dict[str, Any]],
+                 clients: tuple[Any, ...] | None = None) -> bool:
+    """Whether a run left the service changed: this run's records say so, or (kubernetes) an object
+    still carries the original it had before an earlier run."""
+    if history:
+        return True
+    return control["mode"] == "kubernetes" and bool(kubernetes.changed_objects(control, clients))

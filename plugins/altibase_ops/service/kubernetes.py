@@ -1,78 +1,181 @@
-"""Service control in Kubernetes: the client Service's selector and the application Deployment's scale.
+"""Service control in Kubernetes: where each server's client Service sends traffic, and the scale of
+each server's application Deployment.
 
-Each change returns a record of what was there before, so the run can put it back.
+A service step gives *routes*: for each server, the server whose pods its Service must select (itself:
+as before the run; the peer: moved; None: stopped, and its application scaled to 0). This module makes
+the cluster match them:
+
+- **Replace, never merge.** Every write is a JSON patch (RFC 6902) that replaces the field whole: a
+  merge patch, strategic or not, keeps selector keys it does not name, so moving ``{app, db: a1}`` to
+  ``{app, role: a2}`` would select pods carrying both, i.e. none. Each patch starts with a ``test`` of
+  the resourceVersion the step read: someone else's edit in between fails the step instead of being
+  overwritten.
+- **The original lives on the object.** The first change writes the value before the run into an
+  annotation (``altibase-ops/original-selector``, ``altibase-ops/original-replicas``) in the same
+  patch; later changes keep it, so a re-run never takes a changed state for the original, and restore
+  and a later ``recover`` run put it back with no XCom history. Going back to the original removes
+  the annotation in the same patch.
+- **Traffic is checked, not assumed.** After a change the step waits (a bounded poll) until the
+  Service's EndpointSlices show it: ready endpoints only on the target's pods, or none when stopped.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
 NO_ENDPOINTS_LABEL = {"altibase-ops/service-stopped": "true"}  # a selector no pod carries
+ORIGINAL_SELECTOR = "altibase-ops/original-selector"
+ORIGINAL_REPLICAS = "altibase-ops/original-replicas"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # EndpointSlices carry their Service's name here
 
 
-def _kube_clients(control: dict[str, Any]) -> tuple[Any, Any]:
+class ClusterChangedError(AirflowException):
+    """An object changed between this step's read and its write (someone else edited it)."""
+
+
+def _kube_clients(control: dict[str, Any]) -> tuple[Any, Any, Any]:
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
     from kubernetes import client
 
     api = KubernetesHook(conn_id=control.get("kubernetes_conn_id", "kubernetes_default")).api_client
-    return client.CoreV1Api(api), client.AppsV1Api(api)
+    return client.CoreV1Api(api), client.AppsV1Api(api), client.DiscoveryV1Api(api)
 
 
-def _replace_selector(core: Any, service: str, namespace: str, selector: dict[str, str]) -> None:
-    # Replaced whole (JSON patch): a merge patch, strategic or not, keeps the keys it does not name, so
-    # moving {app, db: a1} to {app, role: a2} would select pods with both, i.e. none.
-    core.patch_namespaced_service(service, namespace, [{"op": "replace", "path": "/spec/selector",
-                                                        "value": selector}])
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")  # RFC 6901
 
 
-def kubernetes_point_service(control: dict[str, Any], server: str, selector: dict[str, str],
-                             clients: tuple[Any, Any] | None = None) -> dict[str, Any] | None:
-    """Point ``server``'s client Service at ``selector``; returns the record with the old selector."""
-    service = (control.get("services") or {}).get(server)
-    if not service:
-        return None
-    core, _ = clients or _kube_clients(control)
-    current = core.read_namespaced_service(service, control["namespace"])
-    old = dict(current.spec.selector or {})
-    _replace_selector(core, service, control["namespace"], selector)
-    return {"kind": "service_selector", "server": server, "service": service, "selector": old}
+def _replace_with_original(obj: Any, path: str, value: Any, annotation: str, original: Any,
+                           back_to_original: bool) -> list[dict[str, Any]]:
+    """The JSON patch that sets ``path`` to ``value``: tested against the version read, recording
+    ``original`` in ``annotation`` on the first change and dropping it on the way back."""
+    annotations = obj.metadata.annotations or {}
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion",
+                                  "value": obj.metadata.resource_version}]
+    if back_to_original and annotation in annotations:
+        ops.append({"op": "remove", "path": f"/metadata/annotations/{_pointer(annotation)}"})
+    elif not back_to_original and annotation not in annotations:
+        if not obj.metadata.annotations:
+            ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
+        ops.append({"op": "add", "path": f"/metadata/annotations/{_pointer(annotation)}",
+                    "value": json.dumps(original)})
+    ops.append({"op": "replace", "path": path, "value": value})
+    return ops
 
 
-def kubernetes_scale(control: dict[str, Any], server: str, replicas: int,
-                     clients: tuple[Any, Any] | None = None) -> dict[str, Any] | None:
-    """Scale ``server``'s application Deployment; returns the record with the old replica count."""
-    deployment = (control.get("deployments") or {}).get(server)
-    if not deployment:
-        return None
-    _, apps = clients or _kube_clients(control)
-    current = apps.read_namespaced_deployment_scale(deployment, control["namespace"])
-    apps.patch_namespaced_deployment_scale(deployment, control["namespace"], {"spec": {"replicas": replicas}})
-    return {"kind": "deployment_scale", "server": server, "deployment": deployment,
-            "replicas": current.spec.replicas}
+def _patch(call: Any, name: str, namespace: str, ops: list[dict[str, Any]]) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(name, namespace, ops)
+    except ApiException as exc:
+        if exc.status in (409, 422):  # the resourceVersion test failed, or a conflicting write
+            raise ClusterChangedError(f"{name} in {namespace} changed since this step read it ({exc.status}: "
+                                      f"{exc.reason}); someone else is editing it: nothing was overwritten. Look "
+                                      f"at it, then re-run the step") from None
+        raise
 
 
-def undo(control: dict[str, Any], record: dict[str, Any], clients: tuple[Any, Any] | None = None) -> None:
-    core, apps = clients or _kube_clients(control)
-    if record["kind"] == "service_selector":
-        _replace_selector(core, record["service"], control["namespace"], record["selector"])
-    elif record["kind"] == "deployment_scale":
-        apps.patch_namespaced_deployment_scale(record["deployment"], control["namespace"],
-                                               {"spec": {"replicas": record["replicas"]}})
+def _original(obj: Any, annotation: str, current: Any) -> Any:
+    recorded = (obj.metadata.annotations or {}).get(annotation)
+    return json.loads(recorded) if recorded is not None else current
 
 
-def stop_or_move(control: dict[str, Any], server: str, peer: str | None,
-                 clients: tuple[Any, Any] | None = None) -> list[dict[str, Any]]:
-    """Point ``server``'s Service at the ``peer``'s pods (move) or at none (stop; the app scaled to 0)."""
-    if peer is not None:
-        target = (control.get("server_selectors") or {}).get(peer)
-        if not target:
-            raise AirflowException(f"service_control.server_selectors has no pod selector for {peer}: cannot move "
-                                   f"{server}'s Service to it")
-    else:
-        target = NO_ENDPOINTS_LABEL
-    records = [kubernetes_point_service(control, server, target, clients)]
-    if peer is None:
-        records.append(kubernetes_scale(control, server, 0, clients))
-    return [r for r in records if r]
+def route(control: dict[str, Any], routes: dict[str, str | None],
+          clients: tuple[Any, Any, Any] | None = None) -> list[dict[str, Any]]:
+    """Make each server's Service select the pods of ``routes[server]`` (itself = as before the run,
+    None = no pod) and its Deployment run (its original scale) or not (0). Stops first, so traffic is
+    never on both sides of a change at once; each change is checked on the EndpointSlices."""
+    core, apps, discovery = clients or _kube_clients(control)
+    namespace = control["namespace"]
+    services = control.get("services") or {}
+    deployments = control.get("deployments") or {}
+    records: list[dict[str, Any]] = []
+    originals = {}  # each Service's selector before the run: its annotation, or the live one
+    for server, name in services.items():
+        service = core.read_namespaced_service(name, namespace)
+        originals[server] = _original(service, ORIGINAL_SELECTOR, dict(service.spec.selector or {}))
+    for server, target in sorted(routes.items(), key=lambda kv: kv[1] is not None):
+        name = services.get(server)
+        if name:
+            service = core.read_namespaced_service(name, namespace)
+            current = dict(service.spec.selector or {})
+            original = _original(service, ORIGINAL_SELECTOR, current)
+            selector = NO_ENDPOINTS_LABEL if target is None else (
+                original if target == server else _selector_of(control, target, originals))
+            if selector != current or (target == server and ORIGINAL_SELECTOR in (service.metadata.annotations or {})):
+                _patch(core.patch_namespaced_service, name, namespace, _replace_with_original(
+                    service, "/spec/selector", selector, ORIGINAL_SELECTOR, original, target == server))
+            records.append({"kind": "service_selector", "server": server, "service": name, "selector": original,
+                            "now": selector, "target": target})
+            _wait_for_endpoints(core, discovery, control, name, None if target is None else selector)
+        name = deployments.get(server)
+        if name:
+            deployment = apps.read_namespaced_deployment(name, namespace)
+            current = deployment.spec.replicas
+            original = _original(deployment, ORIGINAL_REPLICAS, current)
+            replicas = 0 if target is None else original
+            if replicas != current or (target is not None and ORIGINAL_REPLICAS in
+                                       (deployment.metadata.annotations or {})):
+                _patch(apps.patch_namespaced_deployment, name, namespace, _replace_with_original(
+                    deployment, "/spec/replicas", replicas, ORIGINAL_REPLICAS, original, target is not None))
+            records.append({"kind": "deployment_scale", "server": server, "deployment": name, "replicas": original,
+                            "now": replicas})
+    return records
+
+
+def _selector_of(control: dict[str, Any], server: str, originals: dict[str, Any]) -> dict[str, str]:
+    """The selector of ``server``'s pods: configured, or its own Service's selector before the run."""
+    selector = (control.get("server_selectors") or {}).get(server) or originals.get(server)
+    if not selector:
+        raise AirflowException(f"service_control.server_selectors has no pod selector for {server} (and {server} "
+                               "has no Service of its own to take it from): cannot move traffic to it")
+    return dict(selector)
+
+
+def _wait_for_endpoints(core: Any, discovery: Any, control: dict[str, Any], service: str,
+                        selector: dict[str, str] | None) -> None:
+    """Until the Service's EndpointSlices show the change: ready endpoints, all on pods ``selector``
+    selects; or none at all (``selector`` None)."""
+    namespace = control["namespace"]
+    timeout = float(control.get("endpoint_timeout_seconds", 60))
+    deadline = time.monotonic() + timeout
+    while True:
+        slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"{SERVICE_NAME_LABEL}={service}")
+        ready = {(e.target_ref.name if e.target_ref else ",".join(e.addresses))
+                 for s in slices.items for e in (s.endpoints or [])
+                 if e.conditions is None or e.conditions.ready is not False}
+        if selector is None:
+            wanted, ok = set(), not ready
+        else:
+            label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            wanted = {p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=label_selector).items}
+            ok = bool(ready) and ready <= wanted
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise AirflowException(
+                f"Service {service} in {namespace}: after {timeout:.0f} s its EndpointSlices show {sorted(ready) or 'no'} "
+                f"ready endpoints; expected {'none' if selector is None else sorted(wanted) or 'the pods of ' + str(selector)}. "
+                "The selector is changed (and the original kept in its annotation); find why the endpoints do not "
+                "follow, then re-run the step")
+        time.sleep(1.0)
+
+
+def changed_objects(control: dict[str, Any], clients: tuple[Any, Any, Any] | None = None) -> list[str]:
+    """The configured Services and Deployments that still carry an original-state annotation: a run
+    changed them and nothing has put them back yet (a crash, a lost XCom, or a failed restore)."""
+    core, apps, _ = clients or _kube_clients(control)
+    namespace = control["namespace"]
+    changed = []
+    for name in (control.get("services") or {}).values():
+        if ORIGINAL_SELECTOR in (core.read_namespaced_service(name, namespace).metadata.annotations or {}):
+            changed.append(f"Service {name}")
+    for name in (control.get("deployments") or {}).values():
+        if ORIGINAL_REPLICAS in (apps.read_namespaced_deployment(name, namespace).metadata.annotations or {}):
+            changed.append(f"Deployment {name}")
+    return changed

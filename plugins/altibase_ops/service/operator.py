@@ -23,6 +23,12 @@ class ServiceTarget:
     peer: str
     approval_timeout: timedelta = timedelta(hours=1)
     context_md: str = ""  # what the change is about, shown above the request in manual mode
+    routes: dict[str, str | None] | None = None  # server -> the server its traffic goes to (None: stopped)
+
+    def describe_routes(self) -> str:
+        """The traffic after the step, as a person reads it."""
+        return "; ".join(f"{server}'s application → {'stopped' if target is None else target}"
+                         for server, target in (self.routes or {}).items())
 
 
 class ServiceControlOperator(HITLOperator):
@@ -70,14 +76,15 @@ class ServiceControlOperator(HITLOperator):
             self.response_timeout = target.approval_timeout
             # the step id first: in the Required Actions list it tells O1 from O9, R1c from R13
             self.subject = f"{self.step_id}: {self.action.replace('_', ' ')} the application service of {target.server}"
+            wanted = f" When done, traffic must be: {target.describe_routes()}." if target.routes else ""
             self.body = (f"{target.context_md}\n\n" if target.context_md else "") + (
                 f"Please **{self.action.replace('_', ' ')}** the application service of **{target.server}** "
-                f"(peer: {target.peer}), then approve. Reject aborts the run; the restore path then puts "
+                f"(peer: {target.peer}), then approve.{wanted} Reject aborts the run; the restore path then puts "
                 f"the servers back (admin mode off, replication restarted where safe).")
             return super().execute(context)
         history = [r for records in (context["ti"].xcom_pull(task_ids=self.history_task_ids) or []) if records
                    for r in records]
-        records = perform(self.action, target.control, target.server, target.peer, history)
+        records = perform(self.action, target.control, target.server, target.peer, history, routes=target.routes)
         self.log.info("service %s on %s (%s): %s", self.action, target.server, target.control["mode"], records)
         return records
 

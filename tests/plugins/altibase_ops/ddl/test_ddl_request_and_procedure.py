@@ -55,6 +55,14 @@ def with_(path: str, value) -> dict:
     ("ddl", ["ALTER TABLE SYS.T1 ADD COLUMN C3 INTEGER"], "not an accepted DDL form"),
     ("service_control", {"mode": "telepathy"}, "service_control.mode"),
     ("service_control", {"mode": "kubernetes"}, "namespace"),
+    ("service_control", {"mode": "kubernetes", "namespace": "db", "services": {"node9": "app"}},
+     "'node9' is not a server of this run"),
+    ("service_control", {"mode": "kubernetes", "namespace": "db", "services": {"node1": "App_1"}},
+     "not a Service name"),
+    ("service_control", {"mode": "kubernetes", "namespace": "db", "services": {"node1": "app"},
+                         "server_selectors": {"node2": {"app": "has space"}}}, "server_selectors.node2"),
+    ("service_control", {"mode": "kubernetes", "namespace": "db", "services": {"node1": "app"},
+                         "endpoint_timeout_seconds": 0}, "endpoint_timeout_seconds"),
     ("gap_timeout_seconds", 0, "gap_timeout_seconds"),
     ("dry_run", "no", "dry_run"),
 ])
@@ -101,6 +109,31 @@ def test_every_variant_has_unique_task_ids_and_a_plan():
     request = validate_request(GOOD)
     plan = plan_ddl_run(request)
     assert [p.statements for p in plan if p.step_id == "O5"] == [["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER);"]] * 2
+
+
+def test_rolling_needs_a_pod_selector_for_every_server_traffic_can_move_onto():
+    control = {"mode": "kubernetes", "namespace": "db", "services": {"node1": "app-node1"}}
+    params = {**with_("service_mode", "rolling"), "service_control": control}
+    with pytest.raises(InvalidRequestError, match="server_selectors.node2: needed to move traffic onto node2"):
+        validate_request(params)
+    control["server_selectors"] = {"node2": {"altibase.io/node": "node2"}}
+    validate_request(params)
+
+
+def test_the_plan_shows_where_each_services_traffic_goes_at_every_service_step():
+    control = {"mode": "kubernetes", "namespace": "db", "services": {"node1": "app-node1", "node2": "app-node2"},
+               "deployments": {"node1": "shop-node1"}}
+    request = validate_request({**GOOD, "topology": "active_active", "service_mode": "rolling",
+                                "servers": [{"name": "node1", "conn_id": "altibase_node1", "role": "active1"},
+                                            {"name": "node2", "conn_id": "altibase_node2", "role": "active2"}],
+                                "service_control": control})
+    service_steps = {p.step_id: p.statements for p in plan_ddl_run(request) if p.action == "service"}
+    assert service_steps["t1_R1c"][0].endswith("node1's application → node2; node2's application → node2")
+    # turn 2: node1's Service comes back to node1 too, before node2 goes into admin mode
+    assert service_steps["t2_R1c"][1:3] == [
+        "-- Service app-node2 selects node1's pods (its Service selector); then wait for its EndpointSlices to show it",
+        "-- Service app-node1 selects its own pods, as before the run; then wait for its EndpointSlices to show it"]
+    assert "-- Deployment shop-node1: replicas as before the run" in service_steps["R13"]
 
 
 @pytest.mark.parametrize("text, state, applied", [

@@ -68,7 +68,8 @@ def run_step(step, request, history, started_at=None):
         assert compare_table_data(request, attempts=10)[1]
     else:
         target = step_service_target(step, request)
-        history += perform(step.service, target.control, target.server, target.peer, list(history))
+        history += perform(step.service, target.control, target.server, target.peer, list(history),
+                           routes=target.routes)
 
 
 def begin(request, run_id=None):
