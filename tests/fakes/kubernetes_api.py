@@ -96,6 +96,7 @@ class FakeApiServer:
         self.objects: dict[tuple[str, str, str], dict] = {}
         self.requests: list[Request] = []
         self._failures: dict[tuple[str, str, str | None], tuple[int, str]] = {}
+        self._patch_failure: tuple[int, int, str] | None = None
         self._version = 0
 
     # test helpers
@@ -105,6 +106,10 @@ class FakeApiServer:
 
     def fail_once(self, method: str, plural: str, name: str | None, status: int, message: str) -> None:
         self._failures[(method, plural, name)] = (status, message)
+
+    def fail_patch_after(self, successes: int, status: int, message: str) -> None:
+        """Let ``successes`` PATCHes through, fail the next one (whatever object), then behave."""
+        self._patch_failure = (successes, status, message)
 
     def calls(self, method: str | None = None) -> list[Request]:
         return [r for r in self.requests if method is None or r.method == method]
@@ -125,6 +130,11 @@ class FakeApiServer:
         )
         if failure := self._failures.pop((method, plural, name), None):
             return self._status(*failure)
+        if method == "PATCH" and self._patch_failure is not None:
+            successes, status, message = self._patch_failure
+            self._patch_failure = (successes - 1, status, message) if successes else None
+            if not successes:
+                return self._status(status, message)
         key = (plural, namespace, name)
         if plural == "endpointslices":
             assert method == "GET" and name is None, f"{method} {url}: EndpointSlices are the controller's"

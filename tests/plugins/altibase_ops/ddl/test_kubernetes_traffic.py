@@ -122,3 +122,45 @@ def test_a_crash_between_two_writes_is_put_back_by_a_recover_run_with_no_history
     restore(recover, [], log)
     as_before(server, control)
     assert reached(server, "app-node1") == {"altibase-node1-0"}
+
+
+def service_step_faults():
+    for topology, mode in (("active_standby", "can_stop"), ("active_active", "can_stop"),
+                           ("active_active", "rolling"), ("active_standby", "rolling")):
+        for number, stage in enumerate(procedure(topology, mode)):
+            for step in stage:
+                if step.action == "service" and step.service not in ("resume", "restore"):
+                    # a stop writes the Service, then the Deployment: a crash can fall between them
+                    stops = any(target is None for _, target in step.routes)
+                    for successes, fault in ((0, "api-error"), (1, "crash-between-writes"))[:2 if stops else 1]:
+                        yield pytest.param(topology, mode, number, step.task_id, successes,
+                                           id=f"{mode}-{topology}-{step.task_id}-{fault}")
+
+
+@pytest.mark.parametrize("topology,mode,stage_number,task_id,successes", service_step_faults())
+def test_a_failed_service_step_ends_with_the_cluster_as_before_after_a_recover_run(
+        sim, monkeypatch, kube, topology, mode, stage_number, task_id, successes):
+    seed_pair_with_connections(sim, monkeypatch, topology)
+    server, control = cluster_for(topology)
+    kube["server"] = server
+    request = request_for(sim, topology, mode, service_control=control)
+    report = begin(request, "run-1")
+    history: list = []
+    failed = False
+    for number, stage in enumerate(procedure(topology, mode)):
+        for step in stage:
+            if number == stage_number and step.task_id == task_id:
+                server.fail_patch_after(successes, 500, "the API server went away")
+                try:
+                    run_step(step, request, history, report["started_at"])
+                except Exception as exc:  # noqa: BLE001 - the injected fault, whatever the client raises
+                    assert "went away" in str(exc)
+                    failed = True
+                break
+            run_step(step, request, history, report["started_at"])
+        if number == stage_number:
+            break
+    assert failed, "the injected fault never fired"
+    recover = request_for(sim, topology, mode, service_control=control, recover=True)
+    restore(recover, [], log)  # a recover run: no XCom of the failed run
+    as_before(server, control)
