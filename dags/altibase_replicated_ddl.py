@@ -39,6 +39,7 @@ from airflow.sdk import DAG, Label, Param, TriggerRule, task
 
 from altibase_ops.ddl.operators import (
     VariantBranchOperator,
+    audit_records,
     build_variant,
     preflight_start_times,
     step_task_ids,
@@ -217,15 +218,15 @@ with DAG(
             raise AirflowException(f"the run's params are invalid ({exc}); validate_params refused them "
                                    "before any server was touched") from None
         ti = context["ti"]
-        audits = ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or []
+        audits = audit_records(ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or [])
         post = ti.xcom_pull(task_ids="run_post_checks")
         restored = ti.xcom_pull(task_ids="run_restore")
         states = variant_step_states(context, request.variant)
-        service_steps = [(s.step_id, s.service, request.server(s.role).name,
-                          states.get(f"{request.variant}.{s.task_id}"))
-                         for stage in procedure(request.topology, request.service_mode) for s in stage
-                         if s.action == "service"]
-        result = summarize(request, list(audits), post, restored, log, service_steps)
+        service_steps = [(b.steps[0].step_id, b.steps[0].service, request.server(b.role).name,
+                          states.get(f"{request.variant}.{b.task_id}"))
+                         for stage in procedure(request.topology, request.service_mode) for b in stage
+                         if b.action == "service"]
+        result = summarize(request, audits, post, restored, log, service_steps)
         if post is None:
             ti.xcom_push(key="summary", value=result)  # kept for a failed run too
             raise AirflowException(f"the procedure did not complete: see the failed task and run_restore's log. "

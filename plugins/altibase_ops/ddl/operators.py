@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
 
-from altibase_ops.ddl.procedure import VARIANTS, Step, procedure, variant_id
+from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.steps import (
     BUSY,
@@ -26,8 +26,9 @@ from altibase_ops.ddl.steps import (
     step_check,
     step_script,
     step_service_target,
+    wait_in_process,
 )
-from altibase_ops.ddl.verify import RowCountCheckOperator
+from altibase_ops.ddl.verify import RowCountCheckOperator, check_table_data
 from altibase_ops.operators.isql import IsqlOperator
 from altibase_ops.sensors.altibase import ReplicationGapSensor, SessionCountSensor, SqlApplySensor
 from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
@@ -97,13 +98,15 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
             outcome = "success"
             return value
         finally:
-            context["ti"].xcom_push(key="audit", value={
+            self._push_audit(context, {
                 "step_id": self.step.step_id, "task_id": self.task_id, "server_role": self.step.role,
                 "conn_id": self.altibase_conn_id, "started": started, "seconds": round(time.time() - started, 3),
                 "outcome": outcome,
                 "statements": [{"statement": r.statement, "result": r.summary, "code": r.code,
                                 "already_done": r.accepted} for r in self.results]})
 
+    def _push_audit(self, context: Context, audit: dict[str, Any]) -> None:
+        context["ti"].xcom_push(key="audit", value=audit)
 
     def _execute_when_free(self, context: Context) -> Any:
         """Run the script; a login refused because the server's single SYSDBA session is taken (a START
@@ -119,6 +122,52 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
                     raise
                 self.log.info("the SYSDBA session of %s is taken (ERR-%s); trying again", self.altibase_conn_id, BUSY)
                 time.sleep(0.5)
+
+
+class DdlBlockOperator(DdlIsqlStepOperator):
+    """A block of the procedure (``procedure.Block``): its steps on one server, in order, in one task.
+
+    iSQL steps run as ``DdlIsqlStepOperator`` runs one (state first, restart check, records around the
+    DDL); waits are in-process polls (``ddl.steps.wait_in_process``, never a deferral: inside admin
+    mode they last seconds); the data check compares both servers. The log shows each step as it
+    starts and ends; XCom ``audit`` holds one record per step, pushed as each one ends, whether the
+    block succeeds or fails there. A re-run repeats the block from its first step: every step reads
+    its server first and skips what is done."""
+
+    def __init__(self, *, block: Block, **kwargs: Any) -> None:
+        first_isql = next((s for s in block.steps if s.action in ("isql", "ddl")), block.steps[0])
+        super().__init__(step=first_isql, **kwargs)
+        self.block = block
+        self.deferrable = False  # a pod inside a block is waited for in-process, like every wait here
+
+    def apply_request(self, request: DdlRequest) -> None:
+        super().apply_request(request)
+        # the rendered view shows the whole block: every step's statements, waits as comments
+        self.sql = "\n".join(f"-- {step.step_id}: {step.title}\n" + (
+            step_script(step, request) if step.action in ("isql", "ddl") else "-- (a check, polled in-process)")
+            for step in self.block.steps)
+
+    def execute(self, context: Context) -> Any:
+        request = DdlRequest.from_params(context["params"])
+        started_at = preflight_start_times(context)
+        self._audits: list[dict[str, Any]] = []
+        value = None
+        for step in self.block.steps:
+            self.log.info("%s starts on %s: %s", step.step_id, request.server(step.role).name, step.title)
+            begun = time.monotonic()
+            if step.action in ("isql", "ddl"):
+                self.step, self.step_kind, self.results = step, step.step_kind, []
+                value = super().execute(context)
+            elif step.action == "verify":
+                value = check_table_data(request, self.log)
+            else:
+                value = wait_in_process(step, request, started_at, self.log)
+            self.log.info("%s ends after %.2f s", step.step_id, time.monotonic() - begun)
+        return value
+
+    def _push_audit(self, context: Context, audit: dict[str, Any]) -> None:
+        self._audits.append(audit)  # the whole list each time: a failure leaves the steps so far
+        context["ti"].xcom_push(key="audit", value=self._audits)
 
 
 class _DdlCheckStep(DdlStepMixin):
@@ -171,19 +220,23 @@ class DdlServiceStepOperator(ServiceControlOperator):
 _SENSORS = {"gap": DdlGapSensor, "sessions": DdlSessionSensor, "sql_apply": DdlSqlApplySensor}
 
 
-def build_step(step: Step, service_history: list[str]) -> BaseOperator:
-    common = {"task_id": step.task_id, "doc_md": f"**{step.step_id}** — {step.title} (on the {step.role} server)"}
-    if step.action in ("isql", "ddl"):
-        return DdlIsqlStepOperator(step=step, **common)
-    if step.action in _SENSORS:
-        return _SENSORS[step.action](step=step, **common)
-    if step.action == "verify":
+def build_block(block: Block, service_history: list[str]) -> BaseOperator:
+    """One block's task: a sensor or a service step stands alone (it may wait long, or for a person);
+    every other block runs its steps in one process."""
+    step = block.steps[0]
+    common = {"task_id": block.task_id,
+              "doc_md": "\n".join(f"- **{s.step_id}** — {s.title}" for s in block.steps) + f"\n\n(on the {block.role} server)"}
+    if block.action in _SENSORS:
+        return _SENSORS[block.action](step=step, **common)
+    if block.action == "service":
+        return DdlServiceStepOperator(step=step, history_task_ids=list(service_history), **common)
+    if block.action == "verify":
         return RowCountCheckOperator(**common)
-    return DdlServiceStepOperator(step=step, history_task_ids=list(service_history), **common)
+    return DdlBlockOperator(block=block, **common)
 
 
 def build_variant(topology: str, service_mode: str) -> tuple[TaskGroup, list[Any], list[Any]]:
-    """The variant's TaskGroup: stage after stage, the steps of a stage in parallel.
+    """The variant's TaskGroup: stage after stage, the blocks of a stage in parallel.
     Returns (group, first-stage tasks, last-stage tasks)."""
     variant = variant_id(topology, service_mode)
     with TaskGroup(group_id=variant, tooltip=f"DDL, {service_mode.replace('_', ' ')}, "
@@ -192,8 +245,8 @@ def build_variant(topology: str, service_mode: str) -> tuple[TaskGroup, list[Any
         first: list[Any] = []
         service_history: list[str] = []
         for stage in procedure(topology, service_mode):
-            tasks = [build_step(step, service_history) for step in stage]
-            service_history += [f"{variant}.{step.task_id}" for step in stage if step.action == "service"]
+            tasks = [build_block(block, service_history) for block in stage]
+            service_history += [f"{variant}.{block.task_id}" for block in stage if block.action == "service"]
             for upstream in previous:
                 upstream >> tasks
             previous = tasks
@@ -203,8 +256,14 @@ def build_variant(topology: str, service_mode: str) -> tuple[TaskGroup, list[Any
 
 def step_task_ids(request: DdlRequest, action: str | None = None) -> list[str]:
     """The task ids of the run's variant (of one action, e.g. ``service``), in procedure order."""
-    return [f"{request.variant}.{s.task_id}" for stage in procedure(request.topology, request.service_mode)
-            for s in stage if action is None or s.action == action]
+    return [f"{request.variant}.{b.task_id}" for stage in procedure(request.topology, request.service_mode)
+            for b in stage if action is None or b.action == action]
+
+
+def audit_records(values: list[Any]) -> list[dict[str, Any]]:
+    """The audit records of a run's tasks (XCom ``audit``: one record per step task, a list per block)."""
+    return [record for value in values if value
+            for record in (value if isinstance(value, list) else [value]) if record]
 
 
 class VariantBranchOperator(BaseBranchOperator):

@@ -28,6 +28,9 @@ def render_step(step: Step, request: DdlRequest) -> list[str]:
     if step.action == "gap":
         return [f"-- wait until V$REPGAP shows {request.replication_name} with REP_GAP = 0 "
                 f"(at most {request.gap_timeout_seconds}s)"]
+    if step.action == "sessions" and step.name == "recheck_no_sessions":
+        return ["-- confirm SELECT COUNT(*) FROM V$SESSION WHERE ID <> SESSION_ID() is still 0, in the same "
+                "task that sets admin mode next"]
     if step.action == "sessions":
         return [f"-- wait until SELECT COUNT(*) FROM V$SESSION WHERE ID <> SESSION_ID() is 0 "
                 f"(at most {request.sessions_timeout_seconds}s)"]
@@ -61,11 +64,13 @@ def render_service_step(step: Step, request: DdlRequest) -> list[str]:
 
 
 def plan_ddl_run(request: DdlRequest) -> list[PlannedStep]:
+    """Every step with its statements, under the task (block) that runs it and its stage number."""
     plan = []
     for number, stage in enumerate(procedure(request.topology, request.service_mode), start=1):
-        for step in stage:
-            plan.append(PlannedStep(number, step.step_id, f"{request.variant}.{step.task_id}", step.title,
-                                    request.server(step.role).name, step.action, render_step(step, request)))
+        for block in stage:
+            for step in block.steps:
+                plan.append(PlannedStep(number, step.step_id, f"{request.variant}.{block.task_id}", step.title,
+                                        request.server(step.role).name, step.action, render_step(step, request)))
     return plan
 
 

@@ -66,6 +66,7 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
         raise PreflightError(f"a server is not reachable: {exc}; nothing was changed") from None
     senders_needed = request.senders
     key = request_key(request)
+
     first, second = (states[s.name] for s in request.servers)
     if (first.db_signature, first.startup_time) == (second.db_signature, second.startup_time):
         raise PreflightError(

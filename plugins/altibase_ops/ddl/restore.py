@@ -188,12 +188,27 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                 actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 1 (R7: definitions differ)")
         notes.append("definitions still differ between the servers; replication runs in SQL apply mode until a "
                      "run with recover=true finishes the procedure")
+    if not rolling:
+        # One server's O4–O6 block finished (the table back in its replication, with the DDL) before the
+        # other's failed: the table cannot join there (definitions differ, no SQL apply in this mode).
+        # Take it out on the first server too: both hold the same items, so replication starts, and the
+        # procedure (recover) adds it back on both. Its admin mode stays on below (a table is out).
+        common = set.intersection(*(s.items for s in states.values()))
+        ahead = {n: sorted(t for t in s.items - common if t in request.tables and differs[t]) for n, s in states.items()}
+        for server in request.servers:
+            if ahead[server.name]:
+                run_on(server.conn_id, render_ddl_sql("ddl/drop_replication_table.sql", request,
+                                                      tables=ahead[server.name]), StepKind.REPLICATION_DROP_TABLE)
+                actions.append(f"{server.name}: {ahead[server.name]} taken out of replication {rep} again (the peer "
+                               "has not got the DDL yet; the procedure adds it back on both)")
+        if any(ahead.values()):
+            states = read_all(request)
     start_failures = []
     item_lists = {name: sorted(state.items) for name, state in states.items()}
     if len({repr(items) for items in item_lists.values()}) > 1:
         # the handshake refuses different item lists (ERR-6100D, item count): START would only fail
-        start_failures.append("replication not started: the servers hold different items of "
-                              f"{rep} ({item_lists}); the receiver's handshake would refuse it")
+        start_failures.append(f"replication not started: the servers hold different items of {rep} "
+                              f"({item_lists}); the receiver's handshake would refuse it")
     for server in request.servers:
         wanted = server.name in needs_sender or states[server.name].is_started
         if wanted and not states[server.name].sender_running and not start_failures:

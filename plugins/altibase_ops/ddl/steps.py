@@ -32,6 +32,7 @@ from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.service.operator import ServiceTarget
 from altibase_ops.sql.steps import StatementResult, StepKind, run_script
 from altibase_ops.sql.templates import render_sql
+from altibase_ops.state.checks import DONE, FAILED, run_check
 from altibase_ops.state.server import ServerRestartedError, ServerState, read_state, restart_message
 
 # How long a step waits for a server's single SYSDBA session (ERR-41041): a START step reads its peer,
@@ -180,6 +181,34 @@ def step_check(step: Step, request: DdlRequest) -> tuple[str, dict[str, Any], fl
     if step.action == "sql_apply":
         return "sql_apply", {"replication_name": request.replication_name}, request.gap_timeout_seconds
     raise ValueError(f"step {step.task_id} ({step.action}) is not a check")
+
+
+class StepWaitError(AirflowException):
+    """A wait inside a block did not end well: the server's state failed the check, or time ran out."""
+
+
+# A wait inside a block polls this often: seconds-long waits must not pay a scheduler round trip.
+IN_PROCESS_POLL_SECONDS = 0.25
+
+
+def wait_in_process(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger) -> Any:
+    """A check step run inside a block: poll until it holds (its value), fails, or its timeout passes."""
+    check, arguments, timeout = step_check(step, request)
+    server = request.server(step.role)
+    expected = (started_at or {}).get(server.name)
+    deadline = time.monotonic() + timeout
+    while True:
+        reading = run_check(check, server.conn_id, arguments, client_info=CLIENT_INFO,
+                            server_started_at=None if expected is None else int(expected))
+        if reading.status == DONE:
+            log.info("%s: %s", step.step_id, reading.message)
+            return reading.value
+        if reading.status == FAILED:
+            raise StepWaitError(f"{step.step_id} on {server.name}: {reading.message}")
+        if time.monotonic() > deadline:
+            raise StepWaitError(f"{step.step_id} on {server.name}: still not satisfied after {timeout:.0f} s; "
+                                f"last reading: {reading.message}")
+        time.sleep(min(IN_PROCESS_POLL_SECONDS, request.poke_interval_seconds))
 
 
 def step_service_target(step: Step, request: DdlRequest) -> ServiceTarget:

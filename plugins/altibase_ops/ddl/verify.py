@@ -99,10 +99,14 @@ class RowCountCheckOperator(BaseOperator):
     (row count and the sums of its exact-numeric columns)."""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        request = DdlRequest.from_params(context["params"])
-        data, equal = compare_table_data(request, attempts=10)
-        if not equal:
-            raise AirflowException(f"the tables' data differ between servers with the service stopped: {data}; "
-                                   "the service stays stopped (restore will not resume it either)")
-        self.log.info("the tables' data are the same on every server: %s", data)
-        return row_counts(data)
+        return check_table_data(DdlRequest.from_params(context["params"]), self.log)
+
+
+def check_table_data(request: DdlRequest, log: Any) -> dict[str, Any]:
+    """O9's data check: the row counts per server, or AirflowException when the data differ."""
+    data, equal = compare_table_data(request, attempts=10)
+    if not equal:
+        raise AirflowException(f"the tables' data differ between servers with the service stopped: {data}; "
+                               "the service stays stopped (restore will not resume it either)")
+    log.info("the tables' data are the same on every server: %s", data)
+    return row_counts(data)

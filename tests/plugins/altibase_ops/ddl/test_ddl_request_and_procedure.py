@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from altibase_ops.ddl.plan import plan_ddl_run
-from altibase_ops.ddl.procedure import VARIANTS, procedure
+from altibase_ops.ddl.procedure import VARIANTS, admin_window_levels, procedure, steps_in_order
 from altibase_ops.ddl.request import DdlRequest, InvalidRequestError, validate_request
 from altibase_ops.ddl.statements import Column, is_applied, parse_ddl
 from altibase_ops.state.catalog import TableState
@@ -81,31 +81,52 @@ def test_every_task_rebuilds_the_same_request_from_the_params():
 
 
 def test_the_can_stop_stages_follow_the_manual():
-    stages = procedure("active_standby", "can_stop")
-    order = [s.step_id for stage in stages for s in stage]
-    assert order == ["O1", "O1", "O2", "O3a", "O3b", "O3c", "O4", "O4", "O5", "O5", "O6", "O6", "O7", "O8",
+    order = [s.step_id for s in steps_in_order("active_standby", "can_stop")]
+    assert order == ["O1", "O1", "O1", "O2", "O3a", "O3b", "O3c", "O4", "O5", "O6", "O4", "O5", "O6", "O7", "O8",
                      "O9", "O9"]
-    roles = {(s.step_id, s.name): s.role for stage in stages for s in stage}
+    stages = procedure("active_standby", "can_stop")
+    roles = {(s.step_id, s.name): s.role for s in steps_in_order("active_standby", "can_stop")}
     assert roles[("O2", "admin_mode_on")] == "active"  # the standby has no service: no admin mode
-    assert {s.role for stage in stages for s in stage if s.step_id == "O4"} == {"active", "standby"}
+    assert [b.task_id for b in stages[3]] == ["O4_O6_change_table_on_active", "O4_O6_change_table_on_standby"]
     active_active = procedure("active_active", "can_stop")
-    assert {s.role for s in active_active[2]} == {"active1", "active2"}  # O2 on both, in parallel
+    assert {b.role for b in active_active[2]} == {"active1", "active2"}  # O2 on both, in parallel
 
 
 def test_the_rolling_turns_set_sql_apply_before_start_on_both_servers():
     for topology in ("active_active", "active_standby"):
         stages = procedure(topology, "rolling")
-        ids = [s.step_id for stage in stages for s in stage]
+        level = {(s.step_id, s.role): n for n, stage in enumerate(stages) for b in stage for s in b.steps}
+        ids = [s.step_id for s in steps_in_order(topology, "rolling")]
         for turn in ("t1_", "t2_"):
-            assert ids.index(f"{turn}R7") < ids.index(f"{turn}R8")
-            assert ids.index(f"{turn}R3") < ids.index(f"{turn}R4") < ids.index(f"{turn}R5") < ids.index(f"{turn}R6")
+            r7 = [n for (step_id, _), n in level.items() if step_id == f"{turn}R7"]
+            r8 = [n for (step_id, _), n in level.items() if step_id == f"{turn}R8"]
+            assert max(r7) < min(r8)  # SQL apply on both servers before either starts
+            r3 = [n for (step_id, _), n in level.items() if step_id == f"{turn}R3"]
+            assert max(r3) < level[(f"{turn}R4", stages_role(stages, f"{turn}R4"))]  # both senders stopped first
+            assert ids.index(f"{turn}R4") < ids.index(f"{turn}R5") < ids.index(f"{turn}R6")
         assert ids.index("R11") < ids.index("R12")
+
+
+def stages_role(stages, step_id):
+    return next(s.role for stage in stages for b in stage for s in b.steps if s.step_id == step_id)
+
+
+def test_admin_mode_lasts_at_most_three_sequential_task_levels_in_every_variant():
+    for topology, mode in VARIANTS:
+        assert admin_window_levels(topology, mode) == 3, (topology, mode)
+    # and every admin mode on has its off in the same variant, on the same server
+    for topology, mode in VARIANTS:
+        on = [s.role for s in steps_in_order(topology, mode) if s.name == "admin_mode_on"]
+        off = [s.role for s in steps_in_order(topology, mode) if s.name == "admin_mode_off"]
+        assert sorted(on) == sorted(off) and on
 
 
 def test_every_variant_has_unique_task_ids_and_a_plan():
     for topology, mode in VARIANTS:
-        task_ids = [s.task_id for stage in procedure(topology, mode) for s in stage]
+        task_ids = [b.task_id for stage in procedure(topology, mode) for b in stage]
         assert len(task_ids) == len(set(task_ids)), (topology, mode)
+        assert all(len(b.steps) and len({s.role for s in b.steps}) == 1 for stage in procedure(topology, mode)
+                   for b in stage), "a block runs on one server"
     request = validate_request(GOOD)
     plan = plan_ddl_run(request)
     assert [p.statements for p in plan if p.step_id == "O5"] == [["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER);"]] * 2

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from altibase_ops.ddl.operators import DdlGapSensor, DdlIsqlStepOperator, DdlServiceStepOperator, build_step
-from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.operators import DdlBlockOperator, DdlServiceStepOperator, DdlSessionSensor, build_block
+from altibase_ops.ddl.procedure import procedure, steps_in_order
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.steps import (
     ItemsDifferError,
@@ -29,7 +29,8 @@ PARAMS = {
     "service_control": {"mode": "manual"}, "gap_timeout_seconds": 42, "poke_interval_seconds": 0.5,
     "approval_timeout_minutes": 7,
 }
-STEPS = {s.task_id: s for stage in procedure("active_standby", "can_stop") for s in stage}
+STEPS = {s.task_id: s for s in steps_in_order("active_standby", "can_stop")}
+BLOCKS = {b.task_id: b for stage in procedure("active_standby", "can_stop") for b in stage}
 
 
 def test_the_ddl_step_reads_its_server_first_and_sends_only_what_is_missing(sim, altibase_conns):
@@ -89,29 +90,34 @@ def test_a_server_restarted_since_preflight_fails_the_step_before_anything_is_se
     assert query(sim, "node2", "SELECT COUNT(*) FROM SYSTEM_.SYS_REPL_ITEMS_")[0][0] == 3  # nothing was sent
 
 
-def test_an_isql_step_takes_server_runner_and_sql_from_the_params():
-    operator = build_step(STEPS["O3c_stop_replication_on_active"], [])
-    assert isinstance(operator, DdlIsqlStepOperator)
+def test_a_block_takes_server_runner_and_sql_from_the_params_and_shows_every_step():
+    operator = build_block(BLOCKS["O1_O3c_lock_and_stop_replication_on_active"], [])
+    assert isinstance(operator, DdlBlockOperator) and not operator.deferrable
     operator.render_template_fields({"params": {**PARAMS, "runner": "kubernetes"}})
     assert operator.altibase_conn_id == "altibase_node1" and operator.runner == "kubernetes"
-    assert operator.sql.strip() == "ALTER REPLICATION REP1 STOP;"
-    assert operator.step_kind == "replication_stop"
+    shown = operator.sql
+    for line in ("-- O2: admin mode on", "ALTER SYSTEM SET ADMIN_MODE = 1;", "-- O3b: confirm the replication gap is 0",
+                 "ALTER REPLICATION REP1 STOP;"):
+        assert line in shown
+    assert shown.index("ADMIN_MODE = 1") < shown.index("FLUSH") < shown.index("REP1 STOP")
 
 
 def test_a_sensor_step_takes_its_server_check_and_timeout_from_the_params():
-    operator = build_step(STEPS["O3b_confirm_gap_zero_on_active"], [])
-    assert isinstance(operator, DdlGapSensor)
+    operator = build_block(BLOCKS["O1_confirm_no_sessions_on_active"], [])
+    assert isinstance(operator, DdlSessionSensor)
     operator.render_template_fields({"params": PARAMS})
-    assert (operator.altibase_conn_id, operator.replication_name) == ("altibase_node1", "REP1")
-    assert (operator.timeout, operator.poke_interval) == (42, 0.5)
-    assert operator.check_arguments() == {"replication_name": "REP1"}
+    assert operator.altibase_conn_id == "altibase_node1"
+    assert operator.poke_interval == 0.5
+    assert operator.check_arguments() == {"max_sessions": 0}
+    assert step_check(STEPS["O3b_confirm_gap_zero_on_active"], DdlRequest.from_params(PARAMS)) == \
+        ("replication_gap", {"replication_name": "REP1"}, 42)
     assert step_check(STEPS["O1_confirm_no_sessions_on_active"], DdlRequest.from_params(PARAMS))[:2] == \
         ("sessions", {"max_sessions": 0})
 
 
 def test_a_service_step_acts_on_its_roles_server_with_the_runs_approval_timeout():
     step = STEPS["O1_service_stop_on_active"]
-    operator = build_step(step, [])
+    operator = build_block(BLOCKS["O1_service_stop_on_active"], [])
     assert isinstance(operator, DdlServiceStepOperator)
     target = operator.service_target({"params": PARAMS})
     assert target == step_service_target(step, DdlRequest.from_params(PARAMS))
@@ -125,14 +131,15 @@ def test_an_isql_step_waits_out_a_sysdba_session_held_for_a_moment(sim, altibase
     import threading
 
     seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
-    operator = build_step(STEPS["O7_start_replication_on_active"], [])
+    operator = build_block(BLOCKS["O7_O8_start_and_unlock_on_active"], [])
     operator.render_template_fields({"params": {**PARAMS, "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}})
+    operator.sql = "ALTER REPLICATION REP1 START;"  # the block's O7 alone (its O8 is not under test here)
     held = sim.hold_session("node1", sysdba=True, client_info="the peer's START step reading node1")
     threading.Timer(1.5, sim.release_session, args=(held,)).start()
     operator._execute_when_free(context={})
     assert query(sim, "node1", "SELECT REP_NAME FROM V$REPSENDER") == [("REP1",)]
     # anything else is not retried: a real failure fails at once
-    bad = build_step(STEPS["O7_start_replication_on_active"], [])
+    bad = build_block(BLOCKS["O7_O8_start_and_unlock_on_active"], [])
     bad.render_template_fields({"params": {**PARAMS, "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}})
     bad.sql = "ALTER REPLICATION NOPE START;"
     with pytest.raises(Exception, match="ERR-6111B"):

@@ -89,7 +89,7 @@ def test_every_step_sends_traffic_where_the_model_says_and_never_to_a_server_in_
     history: list = []
     checked = 0
     for stage in procedure(topology, mode):
-        for step in stage:
+        for step in (s for block in stage for s in block.steps):
             run_step(step, request, history, report["started_at"])
             routes.update({s: t for s, t in step_routes(step, request).items() if s in routes})
             admin = {n: read_state(f"altibase_{n}", "REP1", []).properties["ADMIN_MODE"] for n in NODES}
@@ -112,7 +112,7 @@ def test_a_crash_between_two_writes_is_put_back_by_a_recover_run_with_no_history
     request = request_for(sim, "active_active", "can_stop", service_control=control)
     report = begin(request, "run-1")
     server.fail_once("PATCH", "deployments", "shop-node1", 500, "etcd timed out")
-    o1 = procedure("active_active", "can_stop")[0]
+    o1 = [b.steps[0] for b in procedure("active_active", "can_stop")[0]]
     with pytest.raises(Exception, match="etcd timed out"):  # O1: the Service is stopped, then the scale fails
         for step in o1:
             run_step(step, request, [], report["started_at"])
@@ -128,7 +128,7 @@ def service_step_faults():
     for topology, mode in (("active_standby", "can_stop"), ("active_active", "can_stop"),
                            ("active_active", "rolling"), ("active_standby", "rolling")):
         for number, stage in enumerate(procedure(topology, mode)):
-            for step in stage:
+            for step in (s for block in stage for s in block.steps):
                 if step.action == "service" and step.service not in ("resume", "restore"):
                     # a stop writes the Service, then the Deployment: a crash can fall between them
                     stops = any(target is None for _, target in step.routes)
@@ -148,7 +148,7 @@ def test_a_failed_service_step_ends_with_the_cluster_as_before_after_a_recover_r
     history: list = []
     failed = False
     for number, stage in enumerate(procedure(topology, mode)):
-        for step in stage:
+        for step in (s for block in stage for s in block.steps):
             if number == stage_number and step.task_id == task_id:
                 server.fail_patch_after(successes, 500, "the API server went away")
                 try:

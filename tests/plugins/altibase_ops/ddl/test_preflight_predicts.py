@@ -9,7 +9,7 @@ import pytest
 
 from altibase_ops.ddl.predict import predict
 from altibase_ops.ddl.preflight import PreflightError, preflight
-from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.procedure import steps_in_order
 from altibase_ops.ddl.records import release_lock
 from altibase_ops.ddl.steps import prepare_step
 from altibase_ops.ddl.verify import post_checks
@@ -126,7 +126,7 @@ def test_drop_index_runs_once_and_the_same_request_again_has_nothing_to_do(pair)
     release_lock(request, "run-1", log)
     again = request_for(pair, "active_standby", "can_stop", ddl=ddl)
     assert preflight(again, log)["nothing_to_do"] is True
-    ddl_step = next(s for stage in procedure("active_standby", "can_stop") for s in stage if s.action == "ddl")
+    ddl_step = next(s for s in steps_in_order("active_standby", "can_stop") if s.action == "ddl")
     assert prepare_step(ddl_step, again, None, log) == ""  # the index is gone: nothing to send, no ERR-31014
 
 

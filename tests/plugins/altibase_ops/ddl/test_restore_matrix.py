@@ -16,17 +16,16 @@ import pytest
 
 from altibase_ops.ddl.plan import plan_ddl_run
 from altibase_ops.ddl.preflight import preflight
-from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.procedure import procedure, steps_in_order
 from altibase_ops.ddl.records import take_lock
 from altibase_ops.ddl.request import TOPOLOGY_ROLES, DdlRequest
 from altibase_ops.ddl.restore import UnsafeToRestoreError, restore
-from altibase_ops.ddl.steps import prepare_step, run_ddl_step, run_on, step_check, step_service_target
+from altibase_ops.ddl.steps import prepare_step, run_ddl_step, run_on, step_service_target, wait_in_process
 from altibase_ops.ddl.verify import compare_table_data, post_checks
 from altibase_ops.service.control import perform
 from altibase_ops.sql.steps import StepKind
-from altibase_ops.state.checks import DONE, run_check
+from altibase_ops.state.server import read_state
 from altibase_sim.scenarios import connection_uri, seed_replicated_pair
-from altibase_sim.simulation import wait_until
 
 log = logging.getLogger("restore-matrix")
 
@@ -59,11 +58,7 @@ def run_step(step, request, history, started_at=None):
         elif script:
             run_on(server.conn_id, script, StepKind(step.step_kind))
     elif step.action in ("gap", "sessions", "sql_apply"):
-        check, arguments, timeout = step_check(step, request)
-        assert wait_until(lambda: run_check(check, server.conn_id, arguments, client_info="t",
-                                            server_started_at=(started_at or {}).get(server.name)).status == DONE,
-                          timeout=min(timeout, 20)), \
-            (step.task_id, run_check(check, server.conn_id, arguments, client_info="t").message)
+        wait_in_process(step, request, started_at, log)  # as a block runs it; a sensor polls the same check
     elif step.action == "verify":
         assert compare_table_data(request, attempts=10)[1]
     else:
@@ -79,16 +74,24 @@ def begin(request, run_id=None):
     return report
 
 
-def run_procedure(request, stop_before=None, started_at=None, history=None, start=0):
+def run_procedure(request, stop_before=None, started_at=None, history=None, start=0, stop_at_step=None):
+    """The variant's steps in order (the blocks of a stage one after the other), as their tasks run
+    them; ``stop_before``: a stage number; ``stop_at_step``: a step's task id (inside a block)."""
     history = [] if history is None else history
     for number, stage in enumerate(procedure(request.topology, request.service_mode)):
         if number < start:
             continue
         if number == stop_before:
             return history
-        for step in stage:
+        for step in (s for block in stage for s in block.steps):
+            if step.task_id == stop_at_step:
+                return history
             run_step(step, request, history, started_at)
     return history
+
+
+def step_named(request, task_id):
+    return next(s for s in steps_in_order(request.topology, request.service_mode) if s.task_id == task_id)
 
 
 def cases():
@@ -132,6 +135,37 @@ def test_failure_before_each_step_is_restored_or_explained_and_recover_finishes(
     assert all(p.statements for p in plan_ddl_run(again))
 
 
+def mid_block_cases():
+    """A stage whose blocks run in parallel: the first finished, the second failed after its first step."""
+    for topology, mode in (("active_standby", "can_stop"), ("active_active", "can_stop"),
+                           ("active_active", "rolling"), ("active_standby", "rolling")):
+        for stage in procedure(topology, mode):
+            if len(stage) > 1 and len(stage[1].steps) > 1:
+                yield pytest.param(topology, mode, stage[1].steps[1].task_id,
+                                   id=f"{mode}-{topology}-{stage[0].task_id}-done-{stage[1].steps[1].task_id}-failed")
+
+
+@pytest.mark.parametrize("topology, mode, failed_step", list(mid_block_cases()))
+def test_a_block_failing_after_its_parallel_block_finished_is_restored_or_explained_and_recover_finishes(
+        sim, monkeypatch, topology, mode, failed_step):
+    seed_pair_with_connections(sim, monkeypatch, topology)
+    request = request_for(sim, topology, mode)
+    begin(request)
+    history = run_procedure(request, stop_at_step=failed_step)
+    try:
+        restore(request, history, log)
+    except UnsafeToRestoreError as exc:
+        assert "What is not safe" in str(exc) and "SYS.T1" in str(exc)
+    for node in request.senders:  # where the application writes: admin mode off exactly if every table is replicated
+        state = read_state(f"altibase_{node}", "REP1", [])
+        assert state.properties["ADMIN_MODE"] == (0 if "SYS.T1" in state.items else 1), node
+    again = request_for(sim, topology, mode, recover=True)
+    restore(again, [], log, resumable_ok=True)
+    begin(again)
+    run_procedure(again)
+    post_checks(again, log)
+
+
 # A server restarted inside the admin-mode window: the next step on it fails closed before sending
 # anything, restore sets the pair right but keeps the service stopped and says why, and a new run with
 # recover=true finishes. (server restarted, the first step of the stage it meets)
@@ -151,13 +185,11 @@ def test_a_restart_inside_the_admin_window_fails_closed_and_recover_finishes(sim
     request = request_for(sim, topology, mode)
     started_at = begin(request)["started_at"]
     restarted, task_id = RESTARTS[(topology, mode)]
-    stages = procedure(topology, mode)
-    number = next(i for i, stage in enumerate(stages) if any(s.task_id == task_id for s in stage))
-    history = run_procedure(request, stop_before=number, started_at=started_at)
+    history = run_procedure(request, stop_at_step=task_id, started_at=started_at)
     with sim.connect(restarted, sysdba=True) as conn:
         assert conn.cursor().execute("SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'").fetchall() == [("1",)]
     sim.restart_server(restarted)
-    step = next(s for s in stages[number] if s.task_id == task_id)
+    step = step_named(request, task_id)
     with pytest.raises(ServerRestartedError, match=f"{restarted} restarted at .*ADMIN_MODE is 0 now"):
         run_step(step, request, history, started_at)
     with pytest.raises(UnsafeToRestoreError) as info:
@@ -178,14 +210,12 @@ def test_a_peer_down_before_the_flush_times_it_out_and_nothing_after_it_runs(sim
     seed_pair_with_connections(sim, monkeypatch, "active_standby")
     request = request_for(sim, "active_standby", "can_stop", flush_wait_seconds=1)
     started_at = begin(request)["started_at"]
-    stages = procedure("active_standby", "can_stop")
-    flush = next(i for i, stage in enumerate(stages) if stage[0].task_id == "O3a_flush_gap_on_active")
-    history = run_procedure(request, stop_before=flush, started_at=started_at)
+    history = run_procedure(request, stop_at_step="O3a_flush_gap_on_active", started_at=started_at)
     sim.server_down("node2")
     with sim.connect("node1", sysdba=True) as conn:
         conn.cursor().execute("INSERT INTO SYS.T2 VALUES (1, 1)")  # a change the peer never acknowledges
     with pytest.raises(StepError, match="ERR-61075"):
-        run_step(stages[flush][0], request, history, started_at)
+        run_step(step_named(request, "O3a_flush_gap_on_active"), request, history, started_at)
     sim.server_up("node2")  # back: a restarted process, so restore says so and keeps the service stopped
     with pytest.raises(UnsafeToRestoreError, match="RESTARTED: node2 restarted"):
         restore(request, history, log, started_at=started_at)

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from altibase_ops.ddl.preflight import PreflightError, preflight
-from altibase_ops.ddl.procedure import procedure
+from altibase_ops.ddl.procedure import steps_in_order
 from altibase_ops.ddl.records import PairLockedError, release_lock, take_lock
 from altibase_ops.ddl.restore import restore
 from altibase_ops.ddl.verify import post_checks
@@ -16,7 +16,9 @@ from tests.plugins.altibase_ops.ddl.test_restore_matrix import (
     begin,
     request_for,
     run_procedure,
+    run_step,
     seed_pair_with_connections,
+    step_named,
 )
 
 log = logging.getLogger("run-records")
@@ -53,7 +55,7 @@ def test_a_truncate_that_ran_is_never_run_again_for_the_same_request(pair):
     # and even a step run by hand skips it: the server's record says DONE
     from altibase_ops.ddl.steps import prepare_step
 
-    ddl_step = next(s for stage in procedure("active_standby", "can_stop") for s in stage if s.action == "ddl")
+    ddl_step = next(s for s in steps_in_order("active_standby", "can_stop") if s.action == "ddl")
     assert prepare_step(ddl_step, again, None, log) == ""
     assert count(pair, "node1") == 2
 
@@ -64,8 +66,7 @@ def test_a_truncate_that_began_and_never_reported_is_not_run_blindly(pair):
 
     request = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"])
     record(request.server("active"), request, [0], "BEGAN", "run-that-died")
-    ddl_step = next(s for stage in procedure("active_standby", "can_stop") for s in stage
-                    if s.action == "ddl" and s.role == "active")
+    ddl_step = next(s for s in steps_in_order("active_standby", "can_stop") if s.action == "ddl" and s.role == "active")
     with pytest.raises(UnsureWhetherAppliedError, match="never reported back.*UPDATE SYS.AIRFLOW_DDL_APPLIED"):
         prepare_step(ddl_step, request, None, log)
 
@@ -90,9 +91,9 @@ def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_reco
     with pytest.raises(PairLockedError, match="held by run 'run-A'"):
         take_lock(other, "run-B", "another airflow", log)
     # run A stops after O4 (tables out of the replication on both servers): only this request resumes it
-    stages = procedure("active_standby", "can_stop")
-    o5 = next(i for i, stage in enumerate(stages) if stage[0].step_id == "O5")
-    history = run_procedure(first, stop_before=o5)
+    # (both O4_O6 blocks run in parallel: each got through O4 before the run stopped)
+    history = run_procedure(first, stop_at_step="O5_run_ddl_on_active")
+    run_step(step_named(first, "O4_drop_table_on_standby"), first, history)
     with pytest.raises(PreflightError, match="did not finish; trigger again with recover=true"):
         preflight(request_for(pair, "active_standby", "can_stop"), log)
     again = request_for(pair, "active_standby", "can_stop", recover=True)

@@ -63,7 +63,7 @@ def test_every_isql_step_of_every_variant_runs_the_real_client_and_no_argv_holds
     for topology, mode in VARIANTS:
         request = DdlRequest.from_params(params(topology, mode))
         for stage in procedure(topology, mode):
-            for step in (s for s in stage if s.action in ("isql", "ddl")):
+            for step in (s for block in stage for s in block.steps if s.action in ("isql", "ddl")):
                 operator = IsqlOperator(task_id=step.task_id, altibase_conn_id=request.server(step.role).conn_id,
                                         sql=step_script(step, request), step_kind=step.step_kind)
                 operator.execute(context={})
