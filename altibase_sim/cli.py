@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("--server", required=True)
     fail.add_argument("--match", required=True, help="regular expression on the statement text")
     fail.add_argument("--code", required=True, help="5 hex digits, e.g. 61027; DOWN: the server goes down on it; "
-                      "RESTART: it runs, and the server restarts when that session ends")
+                      "RESTART: it runs, and the server restarts when that session ends; SLOW:<seconds>: it "
+                      "runs that much later (a long DDL)")
 
     load = sub.add_parser("load", help="application load").add_subparsers(dest="load", required=True,
                                                                          parser_class=_Parser)

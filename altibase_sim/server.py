@@ -172,7 +172,7 @@ class Server:
         self._next_session = 1
         self.up = True
         self.replication: ReplicationManager | None = None  # set by the simulation
-        # (statement pattern, error code | "DOWN" | "RESTART"), each fires once
+        # (statement pattern, error code | "DOWN" | "RESTART" | "SLOW:<seconds>"), each fires once
         self.faults: list[tuple[re.Pattern, str]] = []
         self.on_crash: Callable[[], None] | None = None  # set by the simulation: take this server down
         self.on_restart: Callable[[], None] | None = None  # set by the simulation: restart this server
@@ -328,6 +328,10 @@ class Server:
                 if code == "RESTART":
                     # the statement runs; the server restarts when this session ends (between two steps)
                     session.restart_at_logout = True
+                    break
+                if code.startswith("SLOW:"):
+                    # the statement takes this many seconds more (a DDL on a big table), then runs
+                    time.sleep(float(code.split(":", 1)[1]))
                     break
                 raise error(code, detail="(injected fault)")
         stmt = sp.parse(sql)

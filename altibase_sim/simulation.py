@@ -167,6 +167,7 @@ class AppLoad:
             return key
 
     def start(self) -> None:
+        self.started_at = time.time()  # the application's traffic begins (for outage measurements)
         for i in range(self.sessions):
             thread = threading.Thread(target=self._run, name=f"load-{self.server}-{i}", daemon=True)
             self.threads.append(thread)
@@ -206,13 +207,15 @@ class AppLoad:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=10)
+        self.stopped_at = time.time()  # its last session has ended
 
     def status(self, with_keys: bool = False) -> dict:
         with self.lock:
             data = {"server": self.server, "table": self.table, "running": not self.stop_event.is_set(),
                     "sessions": self.sessions, "interval": self.interval, "key_column": self.key_column,
                     "value_column": self.value_column,
-                    "committed": len(self.committed), "errors": self.errors, "last_error": self.last_error}
+                    "committed": len(self.committed), "errors": self.errors, "last_error": self.last_error,
+                    "started_at": getattr(self, "started_at", None), "stopped_at": getattr(self, "stopped_at", None)}
             if with_keys:
                 data["committed_keys"] = list(self.committed)
         return data

@@ -1,11 +1,14 @@
-"""How long the Active stays in admin mode (the service outage) when the DAG runs the procedure,
-against the same statements run back to back by a shell script with isql-sim.
+"""What a DBA cares about, DAG against a shell script in the same run: how long the Active stays in
+admin mode, how long the application is stopped, and both again with a DDL that takes a minute.
 
-The DAG runs under a real Airflow: api-server, scheduler (LocalExecutor), dag-processor and
-triggerer as separate processes on SQLite, not dag.test. Both measurements read the simulator's own
-record of when ADMIN_MODE went to 1 and back to 0 on the Active.
+The DAG (can_stop / active_standby, service_control simulator) runs under a real Airflow:
+api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate processes on SQLite,
+not dag.test. The script is what a careful DBA would type: stop the application, the same statements
+back to back with isql-sim, start the application. Every figure comes from the simulator's own
+records: when ADMIN_MODE went to 1 and back to 0 on the Active, and when the application load
+stopped and started again. The last lines are machine-readable, one figure a line.
 
-    .venv/bin/python bench/ddl_admin_window.py [--runs 1]
+    .venv/bin/python bench/ddl_admin_window.py [--slow-seconds 60] [--keep]
 """
 
 from __future__ import annotations
@@ -79,7 +82,19 @@ def fresh_pair(state: Path) -> SimulatorControl:
     return sim
 
 
-def shell_script(sim: SimulatorControl, work: Path) -> float:
+def outage(sim: SimulatorControl, server: str = "node1") -> float:
+    """From the application's load stopping on ``server`` to it running again (the simulator's record)."""
+    loads = [load for load in sim.load_status() if load["server"] == server]
+    stopped = [load["stopped_at"] for load in loads if load.get("stopped_at")]
+    restarted = [load["started_at"] for load in loads if load.get("started_at") and stopped
+                 and load["started_at"] > stopped[0]]
+    if not stopped or not restarted:
+        raise RuntimeError(f"the load on {server} did not stop and start again: {loads}")
+    return restarted[0] - stopped[0]
+
+
+def shell_script(sim: SimulatorControl, work: Path) -> tuple[float, float]:
+    """(admin window, outage) of the statements run back to back, between stopping and starting the load."""
     servers = {s["name"]: s for s in sim.servers()}
     lines = ["#!/bin/sh", "set -e"]
     for i, (node, sql) in enumerate(SHELL_STEPS):
@@ -88,11 +103,13 @@ def shell_script(sim: SimulatorControl, work: Path) -> float:
         lines.append(f"{BIN / 'isql-sim'} -s 127.0.0.1 -port {servers[node]['port']} -u sys -p manager "
                      f"-sysdba -silent -f {script} > /dev/null")
     (work / "steps.sh").write_text("\n".join(lines) + "\n")
+    sim.load_stop("node1")
     subprocess.run(["sh", str(work / "steps.sh")], check=True)
-    return admin_window(sim)
+    sim.load_start("node1", table="SYS.T1", interval=0.02)
+    return admin_window(sim), outage(sim)
 
 
-def airflow_run(sim: SimulatorControl, state: Path, home: Path) -> tuple[float, float]:
+def airflow_run(sim: SimulatorControl, state: Path, home: Path) -> tuple[float, float, float]:
     port = free_port()
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -139,7 +156,7 @@ def airflow_run(sim: SimulatorControl, state: Path, home: Path) -> tuple[float, 
             time.sleep(1)
         if state_now != "success":
             raise RuntimeError(f"the DAG run ended {state_now}; see {logs}")
-        return admin_window(sim), time.monotonic() - started
+        return admin_window(sim), outage(sim), time.monotonic() - started
     finally:
         for proc in procs:
             try:
@@ -153,29 +170,48 @@ def airflow_run(sim: SimulatorControl, state: Path, home: Path) -> tuple[float, 
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def measure(work: Path, kind: str, slow_seconds: float) -> tuple[float, float]:
+    """(admin window, outage) of one run on a fresh pair with the application load running."""
+    state = work / f"sim-{kind}-{int(slow_seconds)}"
+    sim = fresh_pair(state)
+    try:
+        sim.load_start("node1", table="SYS.T1", interval=0.02)
+        time.sleep(1)
+        if slow_seconds:  # the Active's DDL takes this long (the standby's is quick)
+            sim.fail_once("node1", r"^ALTER TABLE", f"SLOW:{slow_seconds}")
+        if kind == "script":
+            return shell_script(sim, work)
+        window, out, run_seconds = airflow_run(sim, state, work / f"airflow-{int(slow_seconds)}")
+        print(f"  (DAG run, slow DDL {slow_seconds:.0f} s: whole run {run_seconds:.0f} s)", flush=True)
+        return window, out
+    finally:
+        stop_daemon(state)
+
+
 def main() -> None:
+    from altibase_ops.ddl.procedure import VARIANTS, admin_window_levels
+
     parser = argparse.ArgumentParser()
+    parser.add_argument("--slow-seconds", type=float, default=60, help="how long the slow DDL takes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ddl-bench-"))
-    state = work / "sim"
     try:
-        sim = fresh_pair(state)
-        try:
-            script = shell_script(sim, work)
-        finally:
-            stop_daemon(state)
-        sim = fresh_pair(state)
-        try:
-            sim.load_start("node1", table="SYS.T1", interval=0.02)
-            time.sleep(1)
-            dag_window, run_seconds = airflow_run(sim, state, work / "airflow")
-        finally:
-            stop_daemon(state)
-        print(f"admin mode on the Active, shell script (isql-sim, back to back): {script:7.2f} s")
-        print(f"admin mode on the Active, DAG under the scheduler (LocalExecutor): {dag_window:7.2f} s "
-              f"(whole run {run_seconds:.0f} s)")
-        print(f"ratio DAG / script: {dag_window / script:.1f}x")
+        script_window, script_outage = measure(work, "script", 0)
+        dag_window, dag_outage = measure(work, "dag", 0)
+        slow_script, _ = measure(work, "script", args.slow_seconds)
+        slow_dag, _ = measure(work, "dag", args.slow_seconds)
+        levels = max(admin_window_levels(t, m) for t, m in VARIANTS)
+        print(f"admin mode on the Active: DAG {dag_window:.2f} s, script {script_window:.2f} s "
+              f"(DAG - script {dag_window - script_window:.2f} s, ratio {dag_window / script_window:.1f}x)")
+        print(f"application stopped: DAG {dag_outage:.2f} s, script {script_outage:.2f} s "
+              f"(DAG - script {dag_outage - script_outage:.2f} s, ratio {dag_outage / script_outage:.1f}x)")
+        print(f"admin mode with a {args.slow_seconds:.0f} s DDL: DAG {slow_dag:.2f} s, script {slow_script:.2f} s "
+              f"(ratio {slow_dag / slow_script:.3f})")
+        print(f"admin_window_s dag={dag_window:.2f} script={script_window:.2f}")
+        print(f"outage_s dag={dag_outage:.2f} script={script_outage:.2f}")
+        print(f"slow_ddl_admin_window_s dag={slow_dag:.2f} script={slow_script:.2f}")
+        print(f"admin_window_levels max={levels}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -113,6 +113,15 @@ def test_a_unique_index_on_one_side_fails_start_or_puts_the_table_in_sql_apply(e
     assert query(engine, "node2", "SELECT SQL_APPLY_TABLE_COUNT FROM V$REPRECEIVER") == [(1,)]
 
 
+def test_a_slow_fault_delays_the_statement_and_then_runs_it(engine):
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY)")
+    engine.fail_once("node1", r"^ALTER TABLE", "SLOW:0.5")
+    began = time.monotonic()
+    run(engine, "node1", "ALTER TABLE t1 ADD COLUMN (c2 INTEGER)")
+    assert time.monotonic() - began >= 0.5
+    assert [c[0] for c in query(engine, "node1", "SELECT COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ WHERE COLUMN_ORDER = 2")] == ["C2"]
+
+
 # ---------------------------------------------------------------------------------- DDL out of the replication
 def test_dropping_a_single_column_primary_key_drops_the_key_and_the_table_cannot_be_replicated_again(engine):
     seed_pair(engine, tables=("T1", "T2"), start=False)

@@ -1,7 +1,8 @@
 """Sensors that wait for a server state: replication gap 0, no other sessions, no SQL apply.
 
-All three are deferrable by default (poke once on the worker; if not there yet, hand the wait to
-``AltibaseCheckTrigger`` in the triggerer, holding no worker slot). With ``deferrable=False`` they
+All three are deferrable by default (poll on the worker for up to ``IN_PROCESS_FIRST_SECONDS``; if
+not there yet, hand the wait to ``AltibaseCheckTrigger`` in the triggerer, holding no worker slot,
+which fires no sooner than ``DEFERRAL_MARGIN_SECONDS`` after the deferral). With ``deferrable=False`` they
 are ordinary sensors, usable with ``mode="reschedule"``. Either way every poke opens one SYSDBA
 connection and closes it, and logs the value it read, so the task log shows progress.
 
@@ -26,6 +27,13 @@ from altibase_ops.triggers.altibase import AltibaseCheckTrigger
 # Extra time the framework waits past the trigger's own deadline: the trigger reports the timeout
 # with the last reading; the framework's timeout is only the backstop should the trigger hang.
 _DEFER_GRACE_SECONDS = 60
+# Most waits end within seconds (the application already stopped, the gap already drained): poll on
+# the worker that long before paying a deferral's scheduler round trips.
+IN_PROCESS_FIRST_SECONDS = 15.0
+# A trigger fires no sooner than this after the deferral (``AltibaseCheckTrigger.not_before``):
+# Airflow 3.3 fails a deferred task whose trigger fires before the scheduler drained the deferring
+# process's exit (apache/airflow#71580, #72716); under load that drain took up to ~6 s upstream.
+DEFERRAL_MARGIN_SECONDS = 10.0
 
 
 class TimeoutsFromParams:
@@ -61,9 +69,13 @@ class _AltibaseCheckSensor(BaseSensorOperator):
         deferrable: bool = True,
         poke_interval: float = 10,
         timeout: float = 1800,  # bound every wait: Airflow's default sensor timeout is a week
+        in_process_first_seconds: float = IN_PROCESS_FIRST_SECONDS,
+        deferral_margin_seconds: float = DEFERRAL_MARGIN_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.in_process_first_seconds = in_process_first_seconds
+        self.deferral_margin_seconds = deferral_margin_seconds
         self.altibase_conn_id = altibase_conn_id
         self.deferrable = deferrable
         # V$INSTANCE.STARTUP_TIME_SEC the server must still have (a procedure step sets it): a server
@@ -93,21 +105,33 @@ class _AltibaseCheckSensor(BaseSensorOperator):
                 return super().execute(context)
             except AirflowSensorTimeout as exc:
                 raise AirflowSensorTimeout(f"{exc} Last reading: {getattr(self, '_last_reading', None)}") from exc
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
+        began = time.time()
+        in_process_until = time.monotonic() + min(self.in_process_first_seconds, self.timeout)
+        while True:
+            reading = self.poke(context)
+            if reading.is_done:
+                return reading.xcom_value
+            if time.monotonic() + min(self.poke_interval, 1.0) > in_process_until:
+                break
+            time.sleep(min(self.poke_interval, 1.0))
+        deadline = began + self.timeout  # the whole wait, the in-process part included
+        if time.time() >= deadline:  # a short timeout spent on the worker: no deferral to fail later
+            raise AirflowSensorTimeout(f"{self.check_name} check on {self.altibase_conn_id} still not satisfied "
+                                       f"after {self.timeout:.0f} s; last reading: {self._last_reading}")
         self.defer(
             trigger=AltibaseCheckTrigger(
                 check=self.check_name,
                 altibase_conn_id=self.altibase_conn_id,
                 arguments=self.check_arguments(),
                 poke_interval=self.poke_interval,
-                deadline=time.time() + self.timeout,
+                deadline=deadline,
                 client_info=self._client_info(),
                 server_started_at=self.server_started_at,
+                not_before=time.time() + self.deferral_margin_seconds,
             ),
             method_name="execute_complete",
-            timeout=datetime.timedelta(seconds=self.timeout + _DEFER_GRACE_SECONDS),
+            timeout=datetime.timedelta(seconds=max(deadline - time.time(), 0) + self.deferral_margin_seconds
+                                       + _DEFER_GRACE_SECONDS),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

@@ -23,6 +23,10 @@ class AltibaseCheckTrigger(BaseTrigger):
 
     :param deadline: epoch seconds after which the trigger gives up with a ``timeout`` event; an
         absolute time, so a trigger re-created after a triggerer restart keeps the same bound.
+    :param not_before: epoch seconds before which the trigger does not fire, whatever it reads.
+        Airflow 3.3 marks a deferred task failed when its trigger fires before the scheduler has
+        processed the deferring process's exit (apache/airflow#71580, #72716, no release has the
+        fix): the task must stay deferred until that stale "success" is drained.
     """
 
     def __init__(
@@ -35,8 +39,10 @@ class AltibaseCheckTrigger(BaseTrigger):
         deadline: float,
         client_info: str = "airflow",
         server_started_at: int | None = None,
+        not_before: float = 0.0,
     ) -> None:
         super().__init__()
+        self.not_before = not_before
         self.server_started_at = server_started_at
         self.check = check
         self.altibase_conn_id = altibase_conn_id
@@ -56,10 +62,19 @@ class AltibaseCheckTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "client_info": self.client_info,
                 "server_started_at": self.server_started_at,
+                "not_before": self.not_before,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in self._readings():
+            wait = self.not_before - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            yield event
+            return
+
+    async def _readings(self) -> AsyncIterator[TriggerEvent]:
         while True:
             try:
                 reading = await asyncio.to_thread(

@@ -17,7 +17,7 @@ from altibase_ops.sensors.altibase import (
 from altibase_ops.triggers.altibase import AltibaseCheckTrigger
 from tests.sim.helpers import query, run, seed_pair, wait_until
 
-FAST = {"poke_interval": 0.05}
+FAST = {"poke_interval": 0.05, "in_process_first_seconds": 0, "deferral_margin_seconds": 0}
 
 
 def run_trigger(trigger: AltibaseCheckTrigger) -> dict:
@@ -231,3 +231,34 @@ def test_sensor_in_reschedule_mode_releases_the_worker_between_pokes(sim, altiba
         sensor.execute(context=context)
     sim.release_session(held)
     assert sensor.execute(context=context) == {"count": 0, "sessions": []}
+
+
+def test_a_wait_that_ends_within_seconds_never_defers(sim, altibase_conns):
+    """Polled on the worker first: a gap that drains in a second costs no scheduler round trip."""
+    import threading
+
+    seed_pair(sim)
+    sim.pause_sender("node1", "REP1")
+    run(sim, "node1", *[f"INSERT INTO t1 VALUES ({i}, {i})" for i in range(5)])
+    threading.Timer(1.0, sim.resume_sender, args=("node1", "REP1")).start()
+    sensor = ReplicationGapSensor(task_id="o3b_gap", altibase_conn_id=altibase_conns["node1"],
+                                  replication_name="rep1", timeout=30, poke_interval=0.2, in_process_first_seconds=10)
+    result = sensor.execute(context={})  # no TaskDeferred
+    assert result["rep_gap"] == 0
+
+
+def test_a_trigger_never_fires_sooner_than_its_margin_after_the_deferral(sim, altibase_conns):
+    """apache/airflow#71580, #72716: a trigger that fires before the scheduler drained the deferring
+    process's exit fails the task; the sensor's trigger waits out a margin whatever it reads."""
+    import time
+
+    seed_pair(sim)
+    sensor = SessionCountSensor(task_id="o1_sessions", altibase_conn_id=altibase_conns["node1"], timeout=30,
+                                poke_interval=0.05, in_process_first_seconds=0, deferral_margin_seconds=1.5)
+    held = sim.hold_session("node1", client_info="the application, for a moment")
+    trigger = defer(sensor)
+    sim.release_session(held)  # the condition holds at once
+    deferred_at = time.time()
+    event = run_trigger(trigger)
+    assert event["status"] == "done" and time.time() - deferred_at >= 1.4
+    assert trigger.serialize()[1]["not_before"] >= deferred_at + 1.3  # survives a triggerer restart
