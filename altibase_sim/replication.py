@@ -52,6 +52,8 @@ class Sender(threading.Thread):
         self.rep = rep
         self.xsn = xsn
         self.stop_event = threading.Event()
+        # held while one pass reads and ships: a pause waits for it, so nothing ships after pause returns
+        self.pass_lock = threading.Lock()
         self.connected = False
         self.peer: Server | None = None
         self.peer_db: sqlite3.Connection | None = None
@@ -71,18 +73,20 @@ class Sender(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stop_event.is_set():
-                if self.manager.paused.get(self.rep):
-                    self.stop_event.wait(TICK)
-                    continue
-                if not self.connected:
-                    try:
-                        self.connect()
-                    except HandshakeError as exc:
-                        self.last_error = str(exc)
-                        self.stop_event.wait(0.1)
-                        continue
-                if not self.ship_batch():
-                    self.stop_event.wait(TICK)
+                with self.pass_lock:
+                    if self.manager.paused.get(self.rep):
+                        pause = TICK
+                    elif not self.connected:
+                        try:
+                            self.connect()
+                            pause = 0.0
+                        except HandshakeError as exc:
+                            self.last_error = str(exc)
+                            pause = 0.1
+                    else:
+                        pause = 0.0 if self.ship_batch() else TICK
+                if pause:
+                    self.stop_event.wait(pause)
         finally:
             self.disconnect()
             self.db.close()

@@ -388,7 +388,12 @@ class Simulation:
 
     # ------------------------------------------------------------------ faults
     def pause_sender(self, server: str, replication: str, paused: bool = True) -> None:
-        self.server(server).replication.paused[replication.upper()] = paused
+        manager = self.server(server).replication
+        manager.paused[replication.upper()] = paused
+        sender = manager.senders.get(replication.upper())
+        if sender is not None:
+            with sender.pass_lock:  # a pass in flight ends first: nothing ships once this returns
+                pass
 
     def resume_sender(self, server: str, replication: str) -> None:
         self.pause_sender(server, replication, paused=False)
