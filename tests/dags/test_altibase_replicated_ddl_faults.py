@@ -39,7 +39,8 @@ def test_sessions_that_never_drain_abort_before_admin_mode_and_the_service_comes
     held = sim.hold_session("node1", client_info="forgotten batch job")
     dagrun = run_dag(conf(sim, "active_standby", "can_stop", sessions_timeout_seconds=2))
     assert str(dagrun.state) == "failed"
-    assert failed_tasks(dagrun) == ["can_stop_active_standby.O1_confirm_no_sessions_on_active", "summary"]
+    # the block's opening wait fails before its O2: admin mode never went on
+    assert failed_tasks(dagrun) == ["can_stop_active_standby.O1_O3c_lock_and_stop_replication_on_active", "summary"]
     assert_back_to_normal(sim, "active_standby")
     assert any(load["running"] and load["server"] == "node1" for load in sim.load_status())  # service resumed
     assert columns(sim, "node1") == ["C1", "C2"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import jinja2
@@ -18,9 +19,11 @@ from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
 
 from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
 from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.ddl.state import CLIENT_INFO
 from altibase_ops.ddl.steps import (
     BUSY,
     PEER_BUSY_WAIT_SECONDS,
+    StepWaitError,
     prepare_step,
     run_ddl_step,
     step_check,
@@ -30,10 +33,17 @@ from altibase_ops.ddl.steps import (
 )
 from altibase_ops.ddl.verify import RowCountCheckOperator, check_table_data
 from altibase_ops.operators.isql import IsqlOperator
-from altibase_ops.sensors.altibase import ReplicationGapSensor, SessionCountSensor, SqlApplySensor
+from altibase_ops.sensors.altibase import (
+    DEFERRAL_MARGIN_SECONDS,
+    IN_PROCESS_FIRST_SECONDS,
+    ReplicationGapSensor,
+    SessionCountSensor,
+    SqlApplySensor,
+)
 from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
 from altibase_ops.sql.isql import CONNECT_LABEL
 from altibase_ops.sql.steps import StepError
+from altibase_ops.triggers.altibase import AltibaseCheckTrigger
 
 PREFLIGHT_TASK_ID = "run_preflight"
 
@@ -152,7 +162,7 @@ class DdlBlockOperator(DdlIsqlStepOperator):
         started_at = preflight_start_times(context)
         self._audits: list[dict[str, Any]] = []
         value = None
-        for step in self.block.steps:
+        for number, step in enumerate(self.block.steps):
             self.log.info("%s starts on %s: %s", step.step_id, request.server(step.role).name, step.title)
             begun = time.monotonic()
             if step.action in ("isql", "ddl"):
@@ -160,10 +170,40 @@ class DdlBlockOperator(DdlIsqlStepOperator):
                 value = super().execute(context)
             elif step.action == "verify":
                 value = check_table_data(request, self.log)
+            elif number == 0:
+                value = self._opening_wait(step, request, started_at)
             else:
                 value = wait_in_process(step, request, started_at, self.log)
             self.log.info("%s ends after %.2f s", step.step_id, time.monotonic() - begun)
         return value
+
+    def _opening_wait(self, step: Step, request: DdlRequest, started_at: dict[str, int]) -> Any:
+        """The block's first step waits (the application leaving): polled here for a while, then handed
+        to the triggerer — nothing of the block has run yet, so the block starts over when it fires."""
+        check, arguments, timeout = step_check(step, request)
+        server = request.server(step.role)
+        expected = started_at.get(server.name)
+        began = time.time()
+        try:
+            return wait_in_process(step, request, started_at, self.log,
+                                   timeout=min(IN_PROCESS_FIRST_SECONDS, timeout))
+        except StepWaitError as exc:
+            if exc.failed or time.time() - began >= timeout:
+                raise
+        self.defer(trigger=AltibaseCheckTrigger(
+            check=check, altibase_conn_id=server.conn_id, arguments=arguments,
+            poke_interval=request.poke_interval_seconds, deadline=began + timeout,
+            client_info=CLIENT_INFO, server_started_at=None if expected is None else int(expected),
+            not_before=time.time() + DEFERRAL_MARGIN_SECONDS),
+            method_name="execute_after_wait",
+            timeout=timedelta(seconds=timeout + DEFERRAL_MARGIN_SECONDS + 60))
+
+    def execute_after_wait(self, context: Context, event: dict[str, Any]) -> Any:
+        """The opening wait ended in the triggerer: run the block from its start (the wait passes now)."""
+        if event.get("status") != "done":
+            raise StepWaitError(f"{self.block.steps[0].step_id}: {event.get('message')}")
+        self.log.info("%s", event.get("message"))
+        return self.execute(context)
 
     def _push_audit(self, context: Context, audit: dict[str, Any]) -> None:
         self._audits.append(audit)  # the whole list each time: a failure leaves the steps so far

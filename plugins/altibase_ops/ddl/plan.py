@@ -28,9 +28,6 @@ def render_step(step: Step, request: DdlRequest) -> list[str]:
     if step.action == "gap":
         return [f"-- wait until V$REPGAP shows {request.replication_name} with REP_GAP = 0 "
                 f"(at most {request.gap_timeout_seconds}s)"]
-    if step.action == "sessions" and step.name == "recheck_no_sessions":
-        return ["-- confirm SELECT COUNT(*) FROM V$SESSION WHERE ID <> SESSION_ID() is still 0, in the same "
-                "task that sets admin mode next"]
     if step.action == "sessions":
         return [f"-- wait until SELECT COUNT(*) FROM V$SESSION WHERE ID <> SESSION_ID() is 0 "
                 f"(at most {request.sessions_timeout_seconds}s)"]

@@ -97,7 +97,8 @@ class Block:
 
     Inside admin mode every sequential task level costs about a second of task start-up, so the
     steps from admin mode on to admin mode off are grouped into at most three levels per server
-    (``admin_window_levels``); the waits inside a block are in-process polls of seconds. Each step
+    (``admin_window_levels``); the waits inside a block are in-process polls of seconds, except a
+    wait that opens a block (the application leaving), which may defer (``DdlBlockOperator``). Each step
     keeps its manual's id: the task id names the range (``O4_O6_change_table_on_standby``), the task
     logs each step as it starts and ends, and the audit lists every statement with its step id.
     """
@@ -134,20 +135,13 @@ def _one(step: Step) -> Block:
     return Block(step.name, (step,))
 
 
-def _recheck(p: str, role: str) -> Step:
-    # the sensor before waited for the application to leave; this confirms it in the same process that
-    # sets admin mode next, so no session slips in between two tasks
-    return Step(p, "recheck_no_sessions", "confirm again, just before admin mode, that no session is left",
-                "sessions", role)
-
-
 def _can_stop(roles: tuple[str, ...], senders: tuple[str, ...]) -> list[list[Block]]:
     """O1-O9. ``senders``: the servers that carry service and send (A, or A1 and A2). Inside admin
     mode: three levels (lock and stop, change the tables, start and unlock)."""
     return [
         [_one(_service("O1", r, "stop", "stop the application service", **{r: None})) for r in senders],
-        [_one(_sessions("O1", r)) for r in senders],
-        [Block("lock_and_stop_replication", (_recheck("O1", r), _admin("O2", r, True), _flush("O3a", r),
+        # the wait for the application to leave opens the block: admin mode follows in the same process
+        [Block("lock_and_stop_replication", (_sessions("O1", r), _admin("O2", r, True), _flush("O3a", r),
                                              _gap("O3b", r), _stop("O3c", r))) for r in senders],
         [Block("change_table", (_drop("O4", r), _ddl("O5", r), _add("O6", r))) for r in roles],
         [Block("start_and_unlock", (_start("O7", r), _admin("O8", r, False))) for r in senders],
@@ -172,7 +166,8 @@ def _turn(t: str, x: str, y: str, x_sends: bool, start: tuple[str, ...], x_has_s
     unlock = (_start(f"{t}R8", x), _admin(f"{t}R9", x, False)) if x in start else (_admin(f"{t}R9", x, False),)
     stages += [
         [_one(_sessions(f"{t}R1d", x))],
-        [Block("lock_and_stop_replication", (_recheck(f"{t}R1d", x), _admin(f"{t}R2", x, True), _stop(f"{t}R3", x))),
+        # (Y's sender stops only once X has no session: the wait stays a stage of its own here)
+        [Block("lock_and_stop_replication", (_admin(f"{t}R2", x, True), _stop(f"{t}R3", x))),
          Block("stop_replication_and_sql_apply", (_stop(f"{t}R3", y), _sql_apply(f"{t}R7", y, True)))],
         [Block("change_table", (_drop(f"{t}R4", x), _ddl(f"{t}R5", x), _add(f"{t}R6", x),
                                 _sql_apply(f"{t}R7", x, True)))],
@@ -218,8 +213,8 @@ def procedure(topology: str, service_mode: str) -> list[list[Block]]:
         [_leave_sql_apply(r) for r in (a, s)],
         # the active's traffic runs on the standby since SW2: stop all of it before the standby's sender stops
         [_one(_service("R13a", s, "stop", "stop the service on the standby", **{a: None, s: None}))],
-        [_one(_sessions("R13b", s))],
-        [Block("drain_and_stop_replication", (_flush("R13c", s), _gap("R13c", s), _stop("R13d", s)))],
+        [Block("drain_and_stop_replication", (_sessions("R13b", s), _flush("R13c", s), _gap("R13c", s),
+                                              _stop("R13d", s)))],
         [_one(_service("R13e", a, "restore", "the service back on the active", **{a: a, s: s}))],
     ]
 

@@ -184,16 +184,24 @@ def step_check(step: Step, request: DdlRequest) -> tuple[str, dict[str, Any], fl
 
 
 class StepWaitError(AirflowException):
-    """A wait inside a block did not end well: the server's state failed the check, or time ran out."""
+    """A wait inside a block did not end well: the server's state failed the check (``failed``), or
+    time ran out."""
+
+    def __init__(self, message: str, failed: bool = False) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 # A wait inside a block polls this often: seconds-long waits must not pay a scheduler round trip.
 IN_PROCESS_POLL_SECONDS = 0.25
 
 
-def wait_in_process(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger) -> Any:
-    """A check step run inside a block: poll until it holds (its value), fails, or its timeout passes."""
-    check, arguments, timeout = step_check(step, request)
+def wait_in_process(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger,
+                    timeout: float | None = None) -> Any:
+    """A check step run inside a block: poll until it holds (its value), fails, or its timeout (the
+    step's, unless given) passes."""
+    check, arguments, step_timeout = step_check(step, request)
+    timeout = step_timeout if timeout is None else timeout
     server = request.server(step.role)
     expected = (started_at or {}).get(server.name)
     deadline = time.monotonic() + timeout
@@ -204,7 +212,7 @@ def wait_in_process(step: Step, request: DdlRequest, started_at: dict[str, int] 
             log.info("%s: %s", step.step_id, reading.message)
             return reading.value
         if reading.status == FAILED:
-            raise StepWaitError(f"{step.step_id} on {server.name}: {reading.message}")
+            raise StepWaitError(f"{step.step_id} on {server.name}: {reading.message}", failed=True)
         if time.monotonic() > deadline:
             raise StepWaitError(f"{step.step_id} on {server.name}: still not satisfied after {timeout:.0f} s; "
                                 f"last reading: {reading.message}")

@@ -82,14 +82,14 @@ def test_every_task_rebuilds_the_same_request_from_the_params():
 
 def test_the_can_stop_stages_follow_the_manual():
     order = [s.step_id for s in steps_in_order("active_standby", "can_stop")]
-    assert order == ["O1", "O1", "O1", "O2", "O3a", "O3b", "O3c", "O4", "O5", "O6", "O4", "O5", "O6", "O7", "O8",
+    assert order == ["O1", "O1", "O2", "O3a", "O3b", "O3c", "O4", "O5", "O6", "O4", "O5", "O6", "O7", "O8",
                      "O9", "O9"]
     stages = procedure("active_standby", "can_stop")
     roles = {(s.step_id, s.name): s.role for s in steps_in_order("active_standby", "can_stop")}
     assert roles[("O2", "admin_mode_on")] == "active"  # the standby has no service: no admin mode
-    assert [b.task_id for b in stages[3]] == ["O4_O6_change_table_on_active", "O4_O6_change_table_on_standby"]
+    assert [b.task_id for b in stages[2]] == ["O4_O6_change_table_on_active", "O4_O6_change_table_on_standby"]
     active_active = procedure("active_active", "can_stop")
-    assert {b.role for b in active_active[2]} == {"active1", "active2"}  # O2 on both, in parallel
+    assert {b.role for b in active_active[1]} == {"active1", "active2"}  # O2 on both, in parallel
 
 
 def test_the_rolling_turns_set_sql_apply_before_start_on_both_servers():

@@ -103,10 +103,11 @@ def test_a_block_takes_server_runner_and_sql_from_the_params_and_shows_every_ste
 
 
 def test_a_sensor_step_takes_its_server_check_and_timeout_from_the_params():
-    operator = build_block(BLOCKS["O1_confirm_no_sessions_on_active"], [])
+    rolling = {b.task_id: b for stage in procedure("active_standby", "rolling") for b in stage}
+    operator = build_block(rolling["t1_R1d_confirm_no_sessions_on_standby"], [])
     assert isinstance(operator, DdlSessionSensor)
     operator.render_template_fields({"params": PARAMS})
-    assert operator.altibase_conn_id == "altibase_node1"
+    assert operator.altibase_conn_id == "altibase_node2"
     assert operator.poke_interval == 0.5
     assert operator.check_arguments() == {"max_sessions": 0}
     assert step_check(STEPS["O3b_confirm_gap_zero_on_active"], DdlRequest.from_params(PARAMS)) == \
@@ -144,3 +145,51 @@ def test_an_isql_step_waits_out_a_sysdba_session_held_for_a_moment(sim, altibase
     bad.sql = "ALTER REPLICATION NOPE START;"
     with pytest.raises(Exception, match="ERR-6111B"):
         bad._execute_when_free(context={})
+
+
+def test_a_blocks_opening_wait_defers_when_it_goes_on_and_the_block_starts_over_when_it_ends(
+        sim, altibase_conns, monkeypatch):
+    """O1's wait for the application opens the block that sets admin mode: polled in the task first,
+    then handed to the triggerer (no worker held), with the trigger's margin against the deferral race."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    monkeypatch.setattr("altibase_ops.ddl.operators.IN_PROCESS_FIRST_SECONDS", 0.3)
+    monkeypatch.setattr("altibase_ops.ddl.operators.DEFERRAL_MARGIN_SECONDS", 0.5)
+    seed_pair(sim, tables=("T1", "T2"))
+    params = {**PARAMS, "tables": ["SYS.T1"], "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"],
+              "poke_interval_seconds": 0.1}
+    operator = build_block(BLOCKS["O1_O3c_lock_and_stop_replication_on_active"], [])
+    operator.render_template_fields({"params": params})
+    held = sim.hold_session("node1", client_info="the application, still connected")
+    context = {"params": params, "ti": FakeTi()}
+    with pytest.raises(TaskDeferred) as info:
+        operator.execute(context)
+    assert info.value.method_name == "execute_after_wait"
+    assert query(sim, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]  # not yet
+    sim.release_session(held)
+
+    async def fired():
+        async for event in info.value.trigger.run():
+            return event.payload
+
+    event = asyncio.run(fired())
+    assert event["status"] == "done"
+    operator.execute_after_wait(context, event)  # the block from its start: the wait passes, then O2…O3c
+    assert query(sim, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'", sysdba=True) == [("1",)]
+    assert query(sim, "node1", "SELECT REP_NAME FROM V$REPSENDER", sysdba=True) == []
+    assert [a["step_id"] for a in context["ti"].pushed["audit"]] == ["O2", "O3a", "O3c"]
+
+
+class FakeTi:
+    """What a block reads and writes through its task instance: XCom (no preflight in this test)."""
+
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_pull(self, task_ids=None, key="return_value", **_):
+        return None
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = list(value) if isinstance(value, list) else value
