@@ -195,6 +195,10 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         # procedure (recover) adds it back on both. Its admin mode stays on below (a table is out).
         common = set.intersection(*(s.items for s in states.values()))
         ahead = {n: sorted(t for t in s.items - common if t in request.tables and differs[t]) for n, s in states.items()}
+        for server in request.servers if any(ahead.values()) else ():
+            if states[server.name].sender_running:  # DROP TABLE needs both senders stopped (ERR-6109F)
+                run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
+                actions.append(f"{server.name}: replication stopped to take tables out")
         for server in request.servers:
             if ahead[server.name]:
                 run_on(server.conn_id, render_ddl_sql("ddl/drop_replication_table.sql", request,
