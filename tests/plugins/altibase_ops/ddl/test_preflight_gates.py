@@ -10,7 +10,6 @@ import pytest
 from altibase_ops.ddl.preflight import PreflightError, check_connections, preflight
 from altibase_ops.ddl.request import DdlRequest
 from altibase_sim.scenarios import connection_uri
-from tests.plugins.altibase_ops.ddl.test_restore_matrix import seed_pair_with_connections
 
 log = logging.getLogger("preflight-gates")
 
@@ -22,12 +21,6 @@ def request(conn1: str = "altibase_node1", conn2: str = "altibase_node2") -> Ddl
         "topology": "active_standby", "service_mode": "can_stop", "replication_name": "REP1",
         "tables": ["SYS.T1"], "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"],
         "service_control": {"mode": "manual"}})
-
-
-@pytest.fixture
-def pair(sim, monkeypatch):
-    seed_pair_with_connections(sim, monkeypatch, "active_standby")
-    return sim
 
 
 def test_two_connections_to_one_server_are_refused_by_address_and_by_identity(pair, monkeypatch):

@@ -19,17 +19,10 @@ from tests.plugins.altibase_ops.ddl.test_restore_matrix import (
     begin,
     request_for,
     run_procedure,
-    seed_pair_with_connections,
 )
 from tests.sim.helpers import query, run, wait_until
 
 log = logging.getLogger("preflight-predicts")
-
-
-@pytest.fixture
-def pair(sim, monkeypatch):
-    seed_pair_with_connections(sim, monkeypatch, "active_standby")
-    return sim
 
 
 def on_replicated_table(sim, node: str, *statements: str) -> None:

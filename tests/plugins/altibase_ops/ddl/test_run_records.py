@@ -17,17 +17,10 @@ from tests.plugins.altibase_ops.ddl.test_restore_matrix import (
     request_for,
     run_procedure,
     run_step,
-    seed_pair_with_connections,
     step_named,
 )
 
 log = logging.getLogger("run-records")
-
-
-@pytest.fixture
-def pair(sim, monkeypatch):
-    seed_pair_with_connections(sim, monkeypatch, "active_standby")
-    return sim
 
 
 def count(sim, node: str) -> int:
