@@ -135,6 +135,20 @@ def restore_survivors(request: DdlRequest, service_history: list[dict[str, Any]]
         "Writes on the survivor meanwhile wait in its log and ship once replication restarts; nothing is lost.")
 
 
+def change_items(request: DdlRequest, states: dict[str, Any], tables: dict[str, list[str]], template: str,
+                 kind: StepKind, purpose: str, done: str, actions: list[str]) -> None:
+    """ADD or DROP TABLE of ``tables[server]`` on each server. Both need replication stopped on the
+    server and the peer not sending (ERR-6109F): every running sender stops first (restarted later)."""
+    for server in request.servers:
+        if states[server.name].sender_running:
+            run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
+            actions.append(f"{server.name}: replication stopped to {purpose}")
+    for server in request.servers:
+        if tables[server.name]:
+            run_on(server.conn_id, render_ddl_sql(template, request, tables=tables[server.name]), kind)
+            actions.append(f"{server.name}: {tables[server.name]} {done}")
+
+
 def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
             resumable_ok: bool = False, started_at: dict[str, int] | None = None) -> dict[str, Any]:
     """Put every server back to a safe state; never guess.
@@ -170,16 +184,8 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     missing = {n: [t for t in request.tables if t not in s.items and (rolling or not differs[t])]
                for n, s in states.items()}
     if any(missing.values()):
-        # ADD TABLE needs replication stopped here and the peer not sending: stop both, add, restart below
-        for server in request.servers:
-            if states[server.name].sender_running:
-                run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
-                actions.append(f"{server.name}: replication stopped to re-add tables")
-        for server in request.servers:
-            if missing[server.name]:
-                run_on(server.conn_id, render_ddl_sql("ddl/add_replication_table.sql", request,
-                                                      tables=missing[server.name]), StepKind.REPLICATION_ADD_TABLE)
-                actions.append(f"{server.name}: {missing[server.name]} added back to replication {rep}")
+        change_items(request, states, missing, "ddl/add_replication_table.sql", StepKind.REPLICATION_ADD_TABLE,
+                     "re-add tables", f"added back to replication {rep}", actions)
         states = read_all(request)
     if rolling and any(differs.values()):
         for server in request.servers:
@@ -195,17 +201,10 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         # procedure (recover) adds it back on both. Its admin mode stays on below (a table is out).
         common = set.intersection(*(s.items for s in states.values()))
         ahead = {n: sorted(t for t in s.items - common if t in request.tables and differs[t]) for n, s in states.items()}
-        for server in request.servers if any(ahead.values()) else ():
-            if states[server.name].sender_running:  # DROP TABLE needs both senders stopped (ERR-6109F)
-                run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
-                actions.append(f"{server.name}: replication stopped to take tables out")
-        for server in request.servers:
-            if ahead[server.name]:
-                run_on(server.conn_id, render_ddl_sql("ddl/drop_replication_table.sql", request,
-                                                      tables=ahead[server.name]), StepKind.REPLICATION_DROP_TABLE)
-                actions.append(f"{server.name}: {ahead[server.name]} taken out of replication {rep} again (the peer "
-                               "has not got the DDL yet; the procedure adds it back on both)")
         if any(ahead.values()):
+            change_items(request, states, ahead, "ddl/drop_replication_table.sql", StepKind.REPLICATION_DROP_TABLE,
+                         "take tables out", f"taken out of replication {rep} again (the peer has not got the DDL "
+                         "yet; the procedure adds it back on both)", actions)
             states = read_all(request)
     start_failures = []
     item_lists = {name: sorted(state.items) for name, state in states.items()}
