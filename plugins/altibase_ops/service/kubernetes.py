@@ -80,6 +80,13 @@ def _patch(call: Any, name: str, namespace: str, ops: list[dict[str, Any]]) -> N
         raise
 
 
+def _set(call: Any, name: str, namespace: str, obj: Any, path: str, current: Any, value: Any, annotation: str,
+         original: Any, back_to_original: bool) -> None:
+    """Write ``value`` at ``path`` when it differs, or when going back leaves an annotation to remove."""
+    if value != current or (back_to_original and annotation in (obj.metadata.annotations or {})):
+        _patch(call, name, namespace, _replace_with_original(obj, path, value, annotation, original, back_to_original))
+
+
 def _original(obj: Any, annotation: str, current: Any) -> Any:
     recorded = (obj.metadata.annotations or {}).get(annotation)
     return json.loads(recorded) if recorded is not None else current
@@ -95,34 +102,28 @@ def route(control: dict[str, Any], routes: dict[str, str | None],
     services = control.get("services") or {}
     deployments = control.get("deployments") or {}
     records: list[dict[str, Any]] = []
-    originals = {}  # each Service's selector before the run: its annotation, or the live one
-    for server, name in services.items():
-        service = core.read_namespaced_service(name, namespace)
-        originals[server] = _original(service, ORIGINAL_SELECTOR, dict(service.spec.selector or {}))
+    # each Service read once (its write tests this version); its selector before the run: the
+    # annotation, or the live one
+    live = {server: core.read_namespaced_service(name, namespace) for server, name in services.items()}
+    originals = {server: _original(svc, ORIGINAL_SELECTOR, dict(svc.spec.selector or {})) for server, svc in live.items()}
     for server, target in sorted(routes.items(), key=lambda kv: kv[1] is not None):
         name = services.get(server)
         if name:
-            service = core.read_namespaced_service(name, namespace)
-            current = dict(service.spec.selector or {})
-            original = _original(service, ORIGINAL_SELECTOR, current)
+            service = live[server]
             selector = NO_ENDPOINTS_LABEL if target is None else (
-                original if target == server else _selector_of(control, target, originals))
-            if selector != current or (target == server and ORIGINAL_SELECTOR in (service.metadata.annotations or {})):
-                _patch(core.patch_namespaced_service, name, namespace, _replace_with_original(
-                    service, "/spec/selector", selector, ORIGINAL_SELECTOR, original, target == server))
-            records.append({"kind": "service_selector", "server": server, "service": name, "selector": original,
-                            "now": selector, "target": target})
+                originals[server] if target == server else _selector_of(control, target, originals))
+            _set(core.patch_namespaced_service, name, namespace, service, "/spec/selector",
+                 dict(service.spec.selector or {}), selector, ORIGINAL_SELECTOR, originals[server], target == server)
+            records.append({"kind": "service_selector", "server": server, "service": name,
+                            "selector": originals[server], "now": selector, "target": target})
             _wait_for_endpoints(core, discovery, control, name, None if target is None else selector)
         name = deployments.get(server)
         if name:
             deployment = apps.read_namespaced_deployment(name, namespace)
-            current = deployment.spec.replicas
-            original = _original(deployment, ORIGINAL_REPLICAS, current)
+            original = _original(deployment, ORIGINAL_REPLICAS, deployment.spec.replicas)
             replicas = 0 if target is None else original
-            if replicas != current or (target is not None and ORIGINAL_REPLICAS in
-                                       (deployment.metadata.annotations or {})):
-                _patch(apps.patch_namespaced_deployment, name, namespace, _replace_with_original(
-                    deployment, "/spec/replicas", replicas, ORIGINAL_REPLICAS, original, target is not None))
+            _set(apps.patch_namespaced_deployment, name, namespace, deployment, "/spec/replicas",
+                 deployment.spec.replicas, replicas, ORIGINAL_REPLICAS, original, target is not None)
             records.append({"kind": "deployment_scale", "server": server, "deployment": name, "replicas": original,
                             "now": replicas})
     return records
