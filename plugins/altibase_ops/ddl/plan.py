@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from altibase_ops.ddl.procedure import Step, procedure
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.steps import step_routes, step_script
+from altibase_ops.service.operator import describe_routes
 from altibase_ops.sql.steps import split_statements
 
 
@@ -43,9 +44,7 @@ def render_service_step(step: Step, request: DdlRequest) -> list[str]:
     """The traffic model after a service step, and in kubernetes mode what each Service selects."""
     control = request.service_control
     routes = step_routes(step, request)
-    traffic = "; ".join(f"{server}'s application → {'stopped' if target is None else target}"
-                        for server, target in routes.items())
-    lines = [f"-- service {step.service} ({control['mode']}): {traffic}"]
+    lines = [f"-- service {step.service} ({control['mode']}): {describe_routes(routes)}"]
     if control["mode"] != "kubernetes":
         return lines
     for server, target in routes.items():

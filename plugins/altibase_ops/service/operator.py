@@ -26,9 +26,13 @@ class ServiceTarget:
     routes: dict[str, str | None] | None = None  # server -> the server its traffic goes to (None: stopped)
 
     def describe_routes(self) -> str:
-        """The traffic after the step, as a person reads it."""
-        return "; ".join(f"{server}'s application → {'stopped' if target is None else target}"
-                         for server, target in (self.routes or {}).items())
+        return describe_routes(self.routes or {})
+
+
+def describe_routes(routes: dict[str, str | None]) -> str:
+    """The traffic after a service step, as a person reads it (the approval, the dry-run plan)."""
+    return "; ".join(f"{server}'s application → {'stopped' if target is None else target}"
+                     for server, target in routes.items())
 
 
 class ServiceControlOperator(HITLOperator):

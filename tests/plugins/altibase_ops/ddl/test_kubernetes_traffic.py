@@ -137,7 +137,7 @@ def service_step_faults():
                                            id=f"{mode}-{topology}-{step.task_id}-{fault}")
 
 
-@pytest.mark.parametrize("topology,mode,stage_number,task_id,successes", service_step_faults())
+@pytest.mark.parametrize("topology,mode,stage_number,task_id,successes", list(service_step_faults()))
 def test_a_failed_service_step_ends_with_the_cluster_as_before_after_a_recover_run(
         sim, monkeypatch, kube, topology, mode, stage_number, task_id, successes):
     seed_pair_with_connections(sim, monkeypatch, topology)
