@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import jinja2
@@ -43,7 +42,7 @@ from altibase_ops.sensors.altibase import (
 from altibase_ops.service.operator import ServiceControlOperator, ServiceTarget
 from altibase_ops.sql.isql import CONNECT_LABEL
 from altibase_ops.sql.steps import StepError
-from altibase_ops.triggers.altibase import AltibaseCheckTrigger
+from altibase_ops.triggers.altibase import check_deferral
 
 PREFLIGHT_TASK_ID = "run_preflight"
 
@@ -190,13 +189,11 @@ class DdlBlockOperator(DdlIsqlStepOperator):
         except StepWaitError as exc:
             if exc.failed or time.time() - began >= timeout:
                 raise
-        self.defer(trigger=AltibaseCheckTrigger(
-            check=check, altibase_conn_id=server.conn_id, arguments=arguments,
-            poke_interval=request.poke_interval_seconds, deadline=began + timeout,
-            client_info=CLIENT_INFO, server_started_at=None if expected is None else int(expected),
-            not_before=time.time() + DEFERRAL_MARGIN_SECONDS),
-            method_name="execute_after_wait",
-            timeout=timedelta(seconds=timeout + DEFERRAL_MARGIN_SECONDS + 60))
+        self.defer(**check_deferral(check=check, altibase_conn_id=server.conn_id, arguments=arguments,
+                                    poke_interval=request.poke_interval_seconds, deadline=began + timeout,
+                                    client_info=CLIENT_INFO, server_started_at=None if expected is None else int(expected),
+                                    margin=DEFERRAL_MARGIN_SECONDS),
+                   method_name="execute_after_wait")
 
     def execute_after_wait(self, context: Context, event: dict[str, Any]) -> Any:
         """The opening wait ended in the triggerer: run the block from its start (the wait passes now)."""

@@ -13,7 +13,6 @@ timeout from a DAG param.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,11 +21,8 @@ from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from altibase_ops.state.checks import DONE, FAILED, run_check
-from altibase_ops.triggers.altibase import AltibaseCheckTrigger
+from altibase_ops.triggers.altibase import check_deferral
 
-# Extra time the framework waits past the trigger's own deadline: the trigger reports the timeout
-# with the last reading; the framework's timeout is only the backstop should the trigger hang.
-_DEFER_GRACE_SECONDS = 60
 # Most waits end within seconds (the application already stopped, the gap already drained): poll on
 # the worker that long before paying a deferral's scheduler round trips.
 IN_PROCESS_FIRST_SECONDS = 15.0
@@ -118,21 +114,11 @@ class _AltibaseCheckSensor(BaseSensorOperator):
         if time.time() >= deadline:  # a short timeout spent on the worker: no deferral to fail later
             raise AirflowSensorTimeout(f"{self.check_name} check on {self.altibase_conn_id} still not satisfied "
                                        f"after {self.timeout:.0f} s; last reading: {self._last_reading}")
-        self.defer(
-            trigger=AltibaseCheckTrigger(
-                check=self.check_name,
-                altibase_conn_id=self.altibase_conn_id,
-                arguments=self.check_arguments(),
-                poke_interval=self.poke_interval,
-                deadline=deadline,
-                client_info=self._client_info(),
-                server_started_at=self.server_started_at,
-                not_before=time.time() + self.deferral_margin_seconds,
-            ),
-            method_name="execute_complete",
-            timeout=datetime.timedelta(seconds=max(deadline - time.time(), 0) + self.deferral_margin_seconds
-                                       + _DEFER_GRACE_SECONDS),
-        )
+        self.defer(**check_deferral(check=self.check_name, altibase_conn_id=self.altibase_conn_id,
+                                    arguments=self.check_arguments(), poke_interval=self.poke_interval,
+                                    deadline=deadline, client_info=self._client_info(),
+                                    server_started_at=self.server_started_at, margin=self.deferral_margin_seconds),
+                   method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         status, message = event.get("status"), event.get("message")

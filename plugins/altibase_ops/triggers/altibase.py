@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -98,3 +99,19 @@ class AltibaseCheckTrigger(BaseTrigger):
                 })
                 return
             await asyncio.sleep(min(self.poke_interval, remaining))
+
+
+# Extra time the framework waits past the trigger's own deadline: the trigger reports the timeout
+# with the last reading; the framework's timeout is only the backstop should the trigger hang.
+DEFER_GRACE_SECONDS = 60
+
+
+def check_deferral(*, check: str, altibase_conn_id: str, arguments: dict[str, Any], poke_interval: float,
+                   deadline: float, client_info: str, server_started_at: int | None,
+                   margin: float) -> dict[str, Any]:
+    """``trigger`` and ``timeout`` for ``defer()`` of a check that waits until ``deadline`` (epoch s):
+    the trigger fires no sooner than ``margin`` from now (``not_before``)."""
+    return {"trigger": AltibaseCheckTrigger(check=check, altibase_conn_id=altibase_conn_id, arguments=arguments,
+                                            poke_interval=poke_interval, deadline=deadline, client_info=client_info,
+                                            server_started_at=server_started_at, not_before=time.time() + margin),
+            "timeout": timedelta(seconds=max(deadline - time.time(), 0) + margin + DEFER_GRACE_SECONDS)}
