@@ -55,7 +55,7 @@ def test_dry_run_plans_every_statement_and_changes_nothing(sim, monkeypatch, air
     assert ("O4", "node2", "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T1 TO SYS.T1;") in sent
     assert ("O5", "node1", ADD_C3 + ";") in sent
     assert [p["step_id"] for p in plan][:3] == ["O1", "O1", "O2"]  # stop, wait for the sessions, admin mode
-    assert plan[1]["task_id"] == plan[2]["task_id"] == "can_stop_active_standby.O1_O3c_lock_and_stop_replication_on_active"
+    assert plan[1]["task_id"] == plan[2]["task_id"] == "can_stop_active_standby.O1_O9_change_tables_on_both"
     for node in ("node1", "node2"):
         assert columns(sim, node) == ["C1", "C2"]
         assert query(sim, node, "SELECT NAME, VALUE1 FROM V$PROPERTY") == before[node]

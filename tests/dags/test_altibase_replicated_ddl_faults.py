@@ -40,7 +40,7 @@ def test_sessions_that_never_drain_abort_before_admin_mode_and_the_service_comes
     dagrun = run_dag(conf(sim, "active_standby", "can_stop", sessions_timeout_seconds=2))
     assert str(dagrun.state) == "failed"
     # the block's opening wait fails before its O2: admin mode never went on
-    assert failed_tasks(dagrun) == ["can_stop_active_standby.O1_O3c_lock_and_stop_replication_on_active", "summary"]
+    assert failed_tasks(dagrun) == ["can_stop_active_standby.O1_O9_change_tables_on_both", "summary"]
     assert_back_to_normal(sim, "active_standby")
     assert any(load["running"] and load["server"] == "node1" for load in sim.load_status())  # service resumed
     assert columns(sim, "node1") == ["C1", "C2"]
@@ -56,7 +56,7 @@ def test_a_gap_that_does_not_drain_times_out_the_flush_and_restore_leaves_admin_
     assert str(dagrun.state) == "failed"
     # restore puts admin mode back, but does not resume the service onto a pair whose gap does not
     # drain (its data cannot be shown to agree): it fails saying so
-    assert failed_tasks(dagrun) == ["can_stop_active_active.O1_O3c_lock_and_stop_replication_on_active2", "run_restore", "summary"]
+    assert failed_tasks(dagrun) == ["can_stop_active_active.O1_O9_change_tables_on_both", "run_restore", "summary"]
     assert_back_to_normal(sim, "active_active")
     assert not any(load["running"] for load in sim.load_status())
     sim.resume_sender("node2", "REP1")
@@ -75,7 +75,7 @@ def test_a_statement_error_after_the_ddl_on_one_server_gives_an_operator_message
     sim.fail_once("node2", r"^ALTER TABLE", "11075")  # the standby's DDL fails (lock timeout)
     dagrun = run_dag(conf(sim, "active_standby", "can_stop"))
     assert str(dagrun.state) == "failed"
-    assert "can_stop_active_standby.O4_O6_change_table_on_standby" in failed_tasks(dagrun)
+    assert "can_stop_active_standby.O1_O9_change_tables_on_both" in failed_tasks(dagrun)
     assert "run_restore" in failed_tasks(dagrun)  # not safe to restart replication of T1: it says so
     restore_ti = dagrun.get_task_instance("run_restore")
     assert restore_ti.state == "failed"
@@ -95,7 +95,7 @@ def test_a_server_that_goes_down_mid_turn_is_reported_and_the_run_recovers_when_
     sim.fail_once("node1", r"^ALTER TABLE", "DOWN")  # active1 crashes on its DDL (t1_R5)
     dagrun = run_dag(conf(sim, "active_active", "rolling"))
     assert str(dagrun.state) == "failed"
-    assert "rolling_active_active.t1_R4_R7_change_table_on_active1" in failed_tasks(dagrun)
+    assert "rolling_active_active.t1_R1d_R9_change_tables_on_active1" in failed_tasks(dagrun)
     assert dagrun.get_task_instance("run_restore").state == "failed"  # cannot reach node1: says so
     sim.server_up("node1")
     assert str(run_dag(conf(sim, "active_active", "rolling", recover=True)).state) == "success"
@@ -118,12 +118,13 @@ def test_a_server_restarted_inside_the_admin_window_fails_the_run_closed_and_rec
     # O4 runs on the active, then the active restarts: it comes back with ADMIN_MODE 0 (its file's value)
     dagrun = run_with_fault(sim, monkeypatch, "active_standby", "can_stop", "node1",
                             r"^ALTER REPLICATION REP1 DROP TABLE", "RESTART")
-    assert "can_stop_active_standby.O4_O6_change_table_on_active" in failed_tasks(dagrun)
+    assert "can_stop_active_standby.O1_O9_change_tables_on_both" in failed_tasks(dagrun)
     assert "run_restore" in failed_tasks(dagrun)  # fails closed: says the server restarted
-    block = dagrun.get_task_instance("can_stop_active_standby.O4_O6_change_table_on_active")
-    audits = block.xcom_pull(task_ids=block.task_id, key="audit")
-    assert [(a["step_id"], a["outcome"]) for a in audits] == [("O4", "success"), ("O5", "failed")]
-    assert audits[1]["statements"] == []  # O5 read the restart first and sent nothing
+    block = dagrun.get_task_instance("can_stop_active_standby.O1_O9_change_tables_on_both")
+    audits = [a for a in block.xcom_pull(task_ids=block.task_id, key="audit") if a["server_role"] == "active"]
+    assert [(a["step_id"], a["outcome"]) for a in audits] == [
+        ("O2", "success"), ("O3a", "success"), ("O3c", "success"), ("O4", "success"), ("O5", "failed")]
+    assert audits[-1]["statements"] == []  # O5 read the restart first and sent nothing
     assert columns(sim, "node1") == ["C1", "C2"]
     # the service stays stopped: the application may have written on the restarted server; the summary
     # says so (it is the last task a DBA reads)

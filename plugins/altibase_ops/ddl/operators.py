@@ -9,12 +9,16 @@ SQL, and it happens again when a deferred task resumes.
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import jinja2
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
+from airflow.sdk.bases.operator import ExecutorSafeguard
 
 from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
 from altibase_ops.ddl.request import DdlRequest
@@ -30,7 +34,7 @@ from altibase_ops.ddl.steps import (
     step_service_target,
     wait_in_process,
 )
-from altibase_ops.ddl.verify import RowCountCheckOperator, check_table_data
+from altibase_ops.ddl.verify import check_table_data
 from altibase_ops.operators.isql import IsqlOperator
 from altibase_ops.sensors.altibase import (
     DEFERRAL_MARGIN_SECONDS,
@@ -90,11 +94,15 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
         self.sql = step_script(self.step, request)
 
     def execute(self, context: Context) -> Any:
+        return self.run_step(context, DdlRequest.from_params(context["params"]), preflight_start_times(context))
+
+    def run_step(self, context: Context, request: DdlRequest, started_at: dict[str, int]) -> Any:
+        """The step on its server, audited. Talks to Airflow only through ``_push_audit`` (a block's lanes
+        call it from threads)."""
         started = time.time()
         outcome = "failed"
         try:
-            request = DdlRequest.from_params(context["params"])
-            script = prepare_step(self.step, request, preflight_start_times(context), self.log)
+            script = prepare_step(self.step, request, started_at, self.log)
             self.sql = str(script)
             if not self.sql:
                 outcome = "success"
@@ -134,14 +142,17 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
 
 
 class DdlBlockOperator(DdlIsqlStepOperator):
-    """A block of the procedure (``procedure.Block``): its steps on one server, in order, in one task.
+    """A block of the procedure (``procedure.Block``): its steps, segment after segment, in one task.
 
     iSQL steps run as ``DdlIsqlStepOperator`` runs one (state first, restart check, records around the
     DDL); waits are in-process polls (``ddl.steps.wait_in_process``, never a deferral: inside admin
-    mode they last seconds); the data check compares both servers. The log shows each step as it
-    starts and ends; XCom ``audit`` holds one record per step, pushed as each one ends, whether the
-    block succeeds or fails there. A re-run repeats the block from its first step: every step reads
-    its server first and skips what is done."""
+    mode they last seconds), except the waits that open the block; the data check compares both
+    servers. The lanes of a segment (steps on different servers) run side by side in threads, each on
+    its own copy of this operator; the next segment starts when every lane ended, and a lane's failure
+    fails the block after the others ended (restore then finds no step still running). The log shows
+    each step as it starts and ends; XCom ``audit`` holds one record per step, pushed as each one
+    ends, whether the block succeeds or fails there. A re-run repeats the block from its first step:
+    every step reads its server first and skips what is done."""
 
     def __init__(self, *, block: Block, **kwargs: Any) -> None:
         first_isql = next((s for s in block.steps if s.action in ("isql", "ddl")), block.steps[0])
@@ -152,7 +163,7 @@ class DdlBlockOperator(DdlIsqlStepOperator):
     def apply_request(self, request: DdlRequest) -> None:
         super().apply_request(request)
         # the rendered view shows the whole block: every step's statements, waits as comments
-        self.sql = "\n".join(f"-- {step.step_id}: {step.title}\n" + (
+        self.sql = "\n".join(f"-- {step.step_id} on the {step.role}: {step.title}\n" + (
             step_script(step, request) if step.action in ("isql", "ddl") else "-- (a check, polled in-process)")
             for step in self.block.steps)
 
@@ -160,25 +171,71 @@ class DdlBlockOperator(DdlIsqlStepOperator):
         request = DdlRequest.from_params(context["params"])
         started_at = preflight_start_times(context)
         self._audits: list[dict[str, Any]] = []
+        self._audit_lock = threading.Lock()
+        self._lane_runners: list[DdlBlockOperator] = []
+        opening = True  # the waits before the block's first statement may defer
         value = None
-        for number, step in enumerate(self.block.steps):
-            self.log.info("%s starts on %s: %s", step.step_id, request.server(step.role).name, step.title)
-            begun = time.monotonic()
-            if step.action in ("isql", "ddl"):
-                self.step, self.step_kind, self.results = step, step.step_kind, []
-                value = super().execute(context)
-            elif step.action == "verify":
-                value = check_table_data(request, self.log)
-            elif number == 0:
-                value = self._opening_wait(step, request, started_at)
-            else:
-                value = wait_in_process(step, request, started_at, self.log)
-            self.log.info("%s ends after %.2f s", step.step_id, time.monotonic() - begun)
+        for segment in self.block.segments:
+            if len(segment) == 1:
+                for step in segment[0]:
+                    opening = opening and step.action in _SENSORS
+                    value = self._run_step(step, request, started_at, context, opening)
+                continue
+            opening = False
+            value = self._run_lanes(segment, request, started_at, context)
         return value
 
+    def _run_step(self, step: Step, request: DdlRequest, started_at: dict[str, int], context: Context,
+                  opening: bool = False) -> Any:
+        self.log.info("%s starts on %s: %s", step.step_id, request.server(step.role).name, step.title)
+        begun = time.monotonic()
+        if step.action in ("isql", "ddl"):
+            self.step, self.step_kind, self.results = step, step.step_kind, []
+            self.altibase_conn_id = request.server(step.role).conn_id
+            value = self.run_step(context, request, started_at)
+        elif step.action == "verify":
+            value = check_table_data(request, self.log)
+        elif opening:
+            value = self._opening_wait(step, request, started_at)
+        else:
+            value = wait_in_process(step, request, started_at, self.log)
+        self.log.info("%s ends on %s after %.2f s", step.step_id, request.server(step.role).name,
+                      time.monotonic() - begun)
+        return value
+
+    def _run_lanes(self, lanes: tuple[tuple[Step, ...], ...], request: DdlRequest, started_at: dict[str, int],
+                   context: Context) -> Any:
+        """Each lane in a thread on its own copy of this operator (a step's script, results and server are
+        per lane); the first failure is raised once every lane has ended."""
+        def run_lane(lane: tuple[Step, ...]) -> Any:
+            runner = copy.copy(self)
+            runner._log = self.log  # a copy drops it (BaseOperator.__getstate__); same task log
+            # Airflow refuses (or warns about) an operator's execute called outside its task runner; a
+            # new thread starts with an empty context, so the lane's operator is the runner's task here
+            ExecutorSafeguard.tracker.set(runner)
+            self._lane_runners.append(runner)
+            value = None
+            for step in lane:
+                value = runner._run_step(step, request, started_at, context)
+            return value
+
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix=self.block.name) as pool:
+            futures = [pool.submit(run_lane, lane) for lane in lanes]
+            wait(futures)
+        for future in futures:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return futures[-1].result()
+
+    def on_kill(self) -> None:
+        for runner in getattr(self, "_lane_runners", []):
+            runner.on_kill()
+        super().on_kill()
+
     def _opening_wait(self, step: Step, request: DdlRequest, started_at: dict[str, int]) -> Any:
-        """The block's first step waits (the application leaving): polled here for a while, then handed
-        to the triggerer — nothing of the block has run yet, so the block starts over when it fires."""
+        """A wait before the block's first statement (the application leaving): polled here for a while,
+        then handed to the triggerer — nothing of the block has changed anything yet, so the block
+        starts over when it fires (the waits that passed pass again at once)."""
         check, arguments, timeout = step_check(step, request)
         server = request.server(step.role)
         expected = started_at.get(server.name)
@@ -193,18 +250,19 @@ class DdlBlockOperator(DdlIsqlStepOperator):
                                     poke_interval=request.poke_interval_seconds, deadline=began + timeout,
                                     client_info=CLIENT_INFO, server_started_at=None if expected is None else int(expected),
                                     margin=DEFERRAL_MARGIN_SECONDS),
-                   method_name="execute_after_wait")
+                   method_name="execute_after_wait", kwargs={"step_id": step.step_id})
 
-    def execute_after_wait(self, context: Context, event: dict[str, Any]) -> Any:
-        """The opening wait ended in the triggerer: run the block from its start (the wait passes now)."""
+    def execute_after_wait(self, context: Context, event: dict[str, Any], step_id: str = "") -> Any:
+        """An opening wait ended in the triggerer: run the block from its start (that wait passes now)."""
         if event.get("status") != "done":
-            raise StepWaitError(f"{self.block.steps[0].step_id}: {event.get('message')}")
+            raise StepWaitError(f"{step_id or self.block.steps[0].step_id}: {event.get('message')}")
         self.log.info("%s", event.get("message"))
         return self.execute(context)
 
     def _push_audit(self, context: Context, audit: dict[str, Any]) -> None:
-        self._audits.append(audit)  # the whole list each time: a failure leaves the steps so far
-        context["ti"].xcom_push(key="audit", value=self._audits)
+        with self._audit_lock:  # lanes end steps concurrently; each push carries the whole list so far
+            self._audits.append(audit)
+            context["ti"].xcom_push(key="audit", value=list(self._audits))
 
 
 class _DdlCheckStep(DdlStepMixin):
@@ -267,8 +325,6 @@ def build_block(block: Block, service_history: list[str]) -> BaseOperator:
         return _SENSORS[block.action](step=step, **common)
     if block.action == "service":
         return DdlServiceStepOperator(step=step, history_task_ids=list(service_history), **common)
-    if block.action == "verify":
-        return RowCountCheckOperator(**common)
     return DdlBlockOperator(block=block, **common)
 
 

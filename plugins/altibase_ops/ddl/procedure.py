@@ -91,19 +91,32 @@ def _service(p: str, role: str, service: str, title: str, **routes: str | None) 
     return Step(p, f"service_{service}", title, "service", role, service=service, routes=tuple(routes.items()))
 
 
+Lane = tuple[Step, ...]  # steps on one server, in order
+
+
 @dataclass(frozen=True)
 class Block:
-    """One task: steps on one server that follow each other anyway, run in order by one process.
+    """One task: steps that follow each other anyway, run by one process.
 
-    Inside admin mode every sequential task level costs about a second of task start-up, so the
-    steps from admin mode on to admin mode off are grouped into at most three levels per server
-    (``admin_window_levels``); the waits inside a block are in-process polls of seconds, except a
-    wait that opens a block (the application leaving), which may defer (``DdlBlockOperator``). Each step
-    keeps its manual's id: the task id names the range (``O4_O6_change_table_on_standby``), the task
-    logs each step as it starts and ends, and the audit lists every statement with its step id.
+    Inside admin mode every sequential task level costs one to two seconds of scheduling and task
+    start-up, while the steps themselves take a tenth of a second each; so a server's whole admin-mode
+    window — from the wait for its last session through admin mode off (and, in can_stop mode, the
+    data check) — is one block: one task level (``admin_window_levels``). A block is a sequence of
+    *segments*; a segment is one lane of steps, or lanes on different servers that run side by side
+    (each server's O4–O6), the next segment after all of them. The waits inside a block are in-process
+    polls of seconds, except the waits that open it (the application leaving), which may defer
+    (``DdlBlockOperator``). Each step keeps its manual's id: the task id names the range
+    (``O1_O9_change_tables_on_both``), the task logs each step as it starts and ends, and the audit
+    lists every statement with its step id.
     """
     name: str
-    steps: tuple[Step, ...]
+    segments: tuple[tuple[Lane, ...], ...]
+    on: str | None = None  # the task id's server part when not the first step's role ("both")
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """Every step, segment by segment, lane by lane (an order the parallel run is equivalent to)."""
+        return tuple(step for segment in self.segments for lane in segment for step in lane)
 
     @property
     def role(self) -> str:
@@ -124,7 +137,7 @@ class Block:
     def task_id(self) -> str:
         if len(self.steps) == 1:
             return self.steps[0].task_id
-        return f"{self.step_range}_{self.name}_on_{self.role}"
+        return f"{self.step_range}_{self.name}_on_{self.on or self.role}"
 
     @property
     def title(self) -> str:
@@ -132,55 +145,70 @@ class Block:
 
 
 def _one(step: Step) -> Block:
-    return Block(step.name, (step,))
+    return Block(step.name, (((step,),),))
+
+
+def _lanes(*lanes: Lane) -> tuple[Lane, ...]:
+    return tuple(lane for lane in lanes if lane)
 
 
 def _can_stop(roles: tuple[str, ...], senders: tuple[str, ...]) -> list[list[Block]]:
-    """O1-O9. ``senders``: the servers that carry service and send (A, or A1 and A2). Inside admin
-    mode: three levels (lock and stop, change the tables, start and unlock)."""
+    """O1-O9. ``senders``: the servers that carry service and send (A, or A1 and A2). The admin-mode
+    window is one block: the senders lock and stop (side by side in Active-Active), then every server
+    changes its tables (side by side: a server's O4 needs only its peer's sender stopped), then the
+    senders start and unlock, and the data are compared while the service is still stopped."""
+    change = Block("change_tables", (
+        # the wait for the application to leave opens the block (it may defer: nothing has run yet)
+        *(((_sessions("O1", r),),) for r in senders),
+        _lanes(*((_admin("O2", r, True), _flush("O3a", r), _gap("O3b", r), _stop("O3c", r)) for r in senders)),
+        _lanes(*((_drop("O4", r), _ddl("O5", r), _add("O6", r)) for r in roles)),
+        # START reads the peer's items: every server's O6 is done (the segment before)
+        _lanes(*((_start("O7", r), _admin("O8", r, False)) for r in senders)),
+        # extension: compare the data while the service is still stopped (exact), before O9
+        ((Step("O9", "verify_row_counts", "verify the data are equal before the service resumes", "verify",
+               senders[0]),),),
+    ), on="both")
     return [
         [_one(_service("O1", r, "stop", "stop the application service", **{r: None})) for r in senders],
-        # the wait for the application to leave opens the block: admin mode follows in the same process
-        [Block("lock_and_stop_replication", (_sessions("O1", r), _admin("O2", r, True), _flush("O3a", r),
-                                             _gap("O3b", r), _stop("O3c", r))) for r in senders],
-        [Block("change_table", (_drop("O4", r), _ddl("O5", r), _add("O6", r))) for r in roles],
-        [Block("start_and_unlock", (_start("O7", r), _admin("O8", r, False))) for r in senders],
-        # extension: compare the data while the service is still stopped (exact), before O9
-        [_one(Step("O9", "verify_row_counts", "verify the data are equal before the service resumes", "verify",
-                   senders[0]))],
+        [change],
         [_one(_service("O9", r, "resume", "resume the application service", **{r: r})) for r in senders],
     ]
 
 
 def _turn(t: str, x: str, y: str, x_sends: bool, start: tuple[str, ...], x_has_service: bool) -> list[list[Block]]:
-    """R1-R9 for server X while Y carries the service. Inside X's admin mode: three levels (lock and
-    stop, change the tables, start and unlock); Y stops its sender and takes SQL apply mode beside
-    the first (its order against X's admin mode does not matter: X has no session since R1d)."""
+    """R1-R9 for server X while Y carries the service. X's admin-mode window is one block, opened by
+    the wait for X's last session: X locks and stops its sender while Y stops its own and takes SQL
+    apply mode (its order against X's admin mode does not matter: X has no session since R1d), X
+    changes its tables, then the senders start and X unlocks."""
     stages: list[list[Block]] = []
     if x_sends:
-        stages.append([Block("drain_gap", (_flush(f"{t}R1a", x), _gap(f"{t}R1b", x)))])
+        stages += _drain(f"{t}R1a", f"{t}R1b", x)
     if x_has_service:
         # all traffic onto Y, X's own and any Y's Service still sends to X (moved there in a turn before)
         stages.append([_one(_service(f"{t}R1c", x, "move_to_peer", "move the service to the other server",
                                      **{x: y, y: y}))])
-    unlock = (_start(f"{t}R8", x), _admin(f"{t}R9", x, False)) if x in start else (_admin(f"{t}R9", x, False),)
-    stages += [
-        [_one(_sessions(f"{t}R1d", x))],
-        # (Y's sender stops only once X has no session: the wait stays a stage of its own here)
-        [Block("lock_and_stop_replication", (_admin(f"{t}R2", x, True), _stop(f"{t}R3", x))),
-         Block("stop_replication_and_sql_apply", (_stop(f"{t}R3", y), _sql_apply(f"{t}R7", y, True)))],
-        [Block("change_table", (_drop(f"{t}R4", x), _ddl(f"{t}R5", x), _add(f"{t}R6", x),
-                                _sql_apply(f"{t}R7", x, True)))],
-        [Block("start_and_unlock" if x in start else "unlock", unlock),
-         *[_one(_start(f"{t}R8", r)) for r in start if r != x]],
-    ]
+    y_start = tuple(_start(f"{t}R8", r) for r in start if r != x)
+    x_unlock = (_start(f"{t}R8", x), _admin(f"{t}R9", x, False)) if x in start else (_admin(f"{t}R9", x, False),)
+    stages.append([Block("change_tables", (
+        ((_sessions(f"{t}R1d", x),),),
+        _lanes((_admin(f"{t}R2", x, True), _stop(f"{t}R3", x)), (_stop(f"{t}R3", y), _sql_apply(f"{t}R7", y, True))),
+        ((_drop(f"{t}R4", x), _ddl(f"{t}R5", x), _add(f"{t}R6", x), _sql_apply(f"{t}R7", x, True)),),
+        _lanes(y_start, x_unlock),
+    ))])
     return stages
 
 
-def _leave_sql_apply(role: str) -> Block:
-    return Block("leave_sql_apply", (
-        Step("R11", "confirm_sql_apply_zero", "confirm no table is in SQL apply mode", "sql_apply", role),
-        _sql_apply("R12", role, False)))
+def _drain(flush_id: str, gap_id: str, role: str) -> list[list[Block]]:
+    """FLUSH, then a sensor until the gap is 0: outside any admin-mode window and any outage, and under
+    load it may take long (the sensor defers)."""
+    return [[_one(_flush(flush_id, role))], [_one(_gap(gap_id, role))]]
+
+
+def _leave_sql_apply(roles: tuple[str, ...]) -> list[list[Block]]:
+    """R11 (a sensor per server: no table left in SQL apply mode), then R12."""
+    return [[_one(Step("R11", "confirm_sql_apply_zero", "confirm no table is in SQL apply mode", "sql_apply", r))
+             for r in roles],
+            [_one(_sql_apply("R12", r, False)) for r in roles]]
 
 
 def procedure(topology: str, service_mode: str) -> list[list[Block]]:
@@ -196,7 +224,7 @@ def procedure(topology: str, service_mode: str) -> list[list[Block]]:
         return [
             *_turn("t1_", a1, a2, True, (a1, a2), True),
             *_turn("t2_", a2, a1, True, (a2, a1), True),
-            [_leave_sql_apply(r) for r in (a1, a2)],
+            *_leave_sql_apply((a1, a2)),
             [_one(_service("R13", a1, "restore", "redistribute the service as it was before", **{a1: a1, a2: a2}))],
         ]
     # Extension (procedures.md §2): Active-Standby when the service cannot stop. The standby goes
@@ -206,15 +234,15 @@ def procedure(topology: str, service_mode: str) -> list[list[Block]]:
     a, s = "active", "standby"
     return [
         *_turn("t1_", s, a, False, (a,), False),
-        [Block("drain_gap", (_flush("SW1", a), _gap("SW1", a)))],
+        *_drain("SW1", "SW1", a),
         [_one(_service("SW2", a, "move_to_peer", "switch the service over to the standby", **{a: s, s: s}))],
         [_one(_start("SW3", s))],
         *_turn("t2_", a, s, True, (a, s), False),
-        [_leave_sql_apply(r) for r in (a, s)],
+        *_leave_sql_apply((a, s)),
         # the active's traffic runs on the standby since SW2: stop all of it before the standby's sender stops
         [_one(_service("R13a", s, "stop", "stop the service on the standby", **{a: None, s: None}))],
-        [Block("drain_and_stop_replication", (_sessions("R13b", s), _flush("R13c", s), _gap("R13c", s),
-                                              _stop("R13d", s)))],
+        [Block("drain_and_stop_replication", (((_sessions("R13b", s), _flush("R13c", s), _gap("R13c", s),
+                                                _stop("R13d", s)),),))],
         [_one(_service("R13e", a, "restore", "the service back on the active", **{a: a, s: s}))],
     ]
 

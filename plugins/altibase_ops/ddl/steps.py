@@ -93,13 +93,17 @@ class ItemsDifferError(AirflowException):
     """START would meet a peer with a different replication item list (the handshake refuses it)."""
 
 
-def read_when_free(conn_id: str, request: DdlRequest, wait: float = PEER_BUSY_WAIT_SECONDS) -> ServerState:
-    """A server's state, waiting while another SYSDBA session (a parallel step on it) is open."""
+def read_when_free(conn_id: str, request: DdlRequest, wait: float = PEER_BUSY_WAIT_SECONDS,
+                   definitions: bool = True) -> ServerState:
+    """A server's state, waiting while another SYSDBA session (a parallel step on it) is open;
+    ``definitions``: also the tables' definitions and this tool's records (what a DDL step needs)."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO)
-            read_records(conn_id, request, state)
+            state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO,
+                               definitions=definitions)
+            if definitions:
+                read_records(conn_id, request, state)
             return state
         except AltibaseServerError as exc:
             if exc.code != BUSY or time.monotonic() > deadline:
@@ -114,7 +118,8 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
     restarted since raises ServerRestartedError (its admin mode and SQL-apply setting went back to the
     configuration file's), before anything is sent."""
     server = request.server(step.role)
-    state = read_when_free(server.conn_id, request)  # a START step on the peer may be reading this server
+    # a START step on the peer may be reading this server
+    state = read_when_free(server.conn_id, request, definitions=step.action == "ddl")
     expected = (started_at or {}).get(server.name)
     if expected is not None and state.startup_time != int(expected):
         raise ServerRestartedError(restart_message(server.name, int(expected), int(state.startup_time or 0),
@@ -142,7 +147,7 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
             skip = "its sender is already running"
         else:
             peer = request.peer(step.role)
-            peer_items = read_when_free(peer.conn_id, request).items
+            peer_items = read_when_free(peer.conn_id, request, definitions=False).items
             if peer_items != state.items:
                 raise ItemsDifferError(
                     f"{server.name} and {peer.name} hold different items of replication {request.replication_name}"

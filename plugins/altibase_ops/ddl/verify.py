@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.ddl.request import DdlRequest
@@ -94,16 +93,9 @@ def row_counts(data: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {t: {n: int(p["ROW_COUNT"]) for n, p in prints.items()} for t, prints in data.items()}
 
 
-class RowCountCheckOperator(BaseOperator):
-    """O9 (verify): with the service still stopped, every table's data must be the same everywhere
-    (row count and the sums of its exact-numeric columns)."""
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        return check_table_data(DdlRequest.from_params(context["params"]), self.log)
-
-
 def check_table_data(request: DdlRequest, log: Any) -> dict[str, Any]:
-    """O9's data check: the row counts per server, or AirflowException when the data differ."""
+    """O9's data check, with the service still stopped: every table's data the same everywhere (row
+    count and the sums of its exact-numeric columns); the row counts per server, or AirflowException."""
     data, equal = compare_table_data(request, attempts=10)
     if not equal:
         raise AirflowException(f"the tables' data differ between servers with the service stopped: {data}; "

@@ -85,11 +85,13 @@ class ServerState:
 
 
 def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_rows: bool = False,
-               client_info: str = "airflow:altibase_ops", sysdba: bool = True) -> ServerState:
+               client_info: str = "airflow:altibase_ops", sysdba: bool = True, definitions: bool = True) -> ServerState:
     """Everything about ``replication_name`` and ``tables`` on one server.
 
     ``sysdba=False`` is for observers (the health DAG): they must not take the server's single SYSDBA
     session from a maintenance step, and accept that the login is refused while ADMIN_MODE = 1.
+    ``definitions=False`` leaves out the tables' columns, indexes and keys (a step that does not
+    change a definition reads only the replication's state: half the queries, inside admin mode).
     """
     state = ServerState(conn_id)
     hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=sysdba, client_info=client_info)
@@ -116,7 +118,9 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
         gap = rows(render_sql("checks/read_replication_gap.sql", replication_name=replication_name))
         state.gap = int(gap[0]["REP_GAP"]) if gap else None
         state.rep_sn = int(gap[0]["REP_SN"]) if gap else None
-        indexes = rows(render_sql("checks/read_table_indexes.sql"))
+        if not definitions:
+            tables = []
+        indexes = rows(render_sql("checks/read_table_indexes.sql")) if definitions else []
         state.index_tables = {f"{r['USER_NAME']}.{r['INDEX_NAME']}": f"{r['TABLE_USER']}.{r['TABLE_NAME']}"
                               for r in indexes}
         for table in tables:

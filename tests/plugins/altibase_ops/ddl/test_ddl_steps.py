@@ -7,7 +7,13 @@ import logging
 
 import pytest
 
-from altibase_ops.ddl.operators import DdlBlockOperator, DdlServiceStepOperator, DdlSessionSensor, build_block
+from altibase_ops.ddl.operators import (
+    DdlBlockOperator,
+    DdlGapSensor,
+    DdlServiceStepOperator,
+    DdlSqlApplySensor,
+    build_block,
+)
 from altibase_ops.ddl.procedure import procedure, steps_in_order
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.steps import (
@@ -17,7 +23,7 @@ from altibase_ops.ddl.steps import (
     step_script,
     step_service_target,
 )
-from altibase_ops.state.server import ServerRestartedError
+from altibase_ops.state.server import ServerRestartedError, read_state
 from tests.sim.helpers import query, run, seed_pair
 
 log = logging.getLogger("ddl-steps")
@@ -91,25 +97,31 @@ def test_a_server_restarted_since_preflight_fails_the_step_before_anything_is_se
 
 
 def test_a_block_takes_server_runner_and_sql_from_the_params_and_shows_every_step():
-    operator = build_block(BLOCKS["O1_O3c_lock_and_stop_replication_on_active"], [])
+    operator = build_block(BLOCKS["O1_O9_change_tables_on_both"], [])
     assert isinstance(operator, DdlBlockOperator) and not operator.deferrable
     operator.render_template_fields({"params": {**PARAMS, "runner": "kubernetes"}})
     assert operator.altibase_conn_id == "altibase_node1" and operator.runner == "kubernetes"
     shown = operator.sql
-    for line in ("-- O2: admin mode on", "ALTER SYSTEM SET ADMIN_MODE = 1;", "-- O3b: confirm the replication gap is 0",
-                 "ALTER REPLICATION REP1 STOP;"):
+    for line in ("-- O2 on the active: admin mode on", "ALTER SYSTEM SET ADMIN_MODE = 1;",
+                 "-- O3b on the active: confirm the replication gap is 0", "ALTER REPLICATION REP1 STOP;",
+                 "-- O4 on the standby: remove the tables from replication", "-- O9 on the active: verify"):
         assert line in shown
-    assert shown.index("ADMIN_MODE = 1") < shown.index("FLUSH") < shown.index("REP1 STOP")
+    assert shown.index("ADMIN_MODE = 1") < shown.index("FLUSH") < shown.index("REP1 STOP") < \
+        shown.index("O4 on the standby") < shown.index("REP1 START") < shown.index("ADMIN_MODE = 0")
 
 
 def test_a_sensor_step_takes_its_server_check_and_timeout_from_the_params():
     rolling = {b.task_id: b for stage in procedure("active_standby", "rolling") for b in stage}
-    operator = build_block(rolling["t1_R1d_confirm_no_sessions_on_standby"], [])
-    assert isinstance(operator, DdlSessionSensor)
-    operator.render_template_fields({"params": PARAMS})
-    assert operator.altibase_conn_id == "altibase_node2"
-    assert operator.poke_interval == 0.5
-    assert operator.check_arguments() == {"max_sessions": 0}
+    params = {**PARAMS, "service_mode": "rolling"}
+    gap = build_block(rolling["t2_R1b_confirm_gap_zero_on_active"], [])
+    assert isinstance(gap, DdlGapSensor)
+    gap.render_template_fields({"params": params})
+    assert (gap.altibase_conn_id, gap.poke_interval, gap.timeout) == ("altibase_node1", 0.5, 42)
+    assert gap.check_arguments() == {"replication_name": "REP1"}
+    sql_apply = build_block(rolling["R11_confirm_sql_apply_zero_on_standby"], [])
+    assert isinstance(sql_apply, DdlSqlApplySensor)
+    sql_apply.render_template_fields({"params": params})
+    assert sql_apply.altibase_conn_id == "altibase_node2"
     assert step_check(STEPS["O3b_confirm_gap_zero_on_active"], DdlRequest.from_params(PARAMS)) == \
         ("replication_gap", {"replication_name": "REP1"}, 42)
     assert step_check(STEPS["O1_confirm_no_sessions_on_active"], DdlRequest.from_params(PARAMS))[:2] == \
@@ -132,15 +144,15 @@ def test_an_isql_step_waits_out_a_sysdba_session_held_for_a_moment(sim, altibase
     import threading
 
     seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
-    operator = build_block(BLOCKS["O7_O8_start_and_unlock_on_active"], [])
+    operator = build_block(BLOCKS["O1_O9_change_tables_on_both"], [])
     operator.render_template_fields({"params": {**PARAMS, "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}})
-    operator.sql = "ALTER REPLICATION REP1 START;"  # the block's O7 alone (its O8 is not under test here)
+    operator.sql = "ALTER REPLICATION REP1 START;"  # the block's O7 alone (its other steps are not under test)
     held = sim.hold_session("node1", sysdba=True, client_info="the peer's START step reading node1")
     threading.Timer(1.5, sim.release_session, args=(held,)).start()
     operator._execute_when_free(context={})
     assert query(sim, "node1", "SELECT REP_NAME FROM V$REPSENDER") == [("REP1",)]
     # anything else is not retried: a real failure fails at once
-    bad = build_block(BLOCKS["O7_O8_start_and_unlock_on_active"], [])
+    bad = build_block(BLOCKS["O1_O9_change_tables_on_both"], [])
     bad.render_template_fields({"params": {**PARAMS, "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}})
     bad.sql = "ALTER REPLICATION NOPE START;"
     with pytest.raises(Exception, match="ERR-6111B"):
@@ -157,10 +169,11 @@ def test_a_blocks_opening_wait_defers_when_it_goes_on_and_the_block_starts_over_
 
     monkeypatch.setattr("altibase_ops.ddl.operators.IN_PROCESS_FIRST_SECONDS", 0.3)
     monkeypatch.setattr("altibase_ops.ddl.operators.DEFERRAL_MARGIN_SECONDS", 0.5)
-    seed_pair(sim, tables=("T1", "T2"))
+    seed_pair(sim, tables=("T1", "T2"), start=False)
+    run(sim, "node1", "ALTER REPLICATION REP1 START")  # Active-Standby: only the active sends
     params = {**PARAMS, "tables": ["SYS.T1"], "ddl": ["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"],
               "poke_interval_seconds": 0.1}
-    operator = build_block(BLOCKS["O1_O3c_lock_and_stop_replication_on_active"], [])
+    operator = build_block(BLOCKS["O1_O9_change_tables_on_both"], [])
     operator.render_template_fields({"params": params})
     held = sim.hold_session("node1", client_info="the application, still connected")
     context = {"params": params, "ti": FakeTi()}
@@ -176,14 +189,23 @@ def test_a_blocks_opening_wait_defers_when_it_goes_on_and_the_block_starts_over_
 
     event = asyncio.run(fired())
     assert event["status"] == "done"
-    operator.execute_after_wait(context, event)  # the block from its start: the wait passes, then O2…O3c
-    assert query(sim, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'", sysdba=True) == [("1",)]
-    assert query(sim, "node1", "SELECT REP_NAME FROM V$REPSENDER", sysdba=True) == []
-    assert [a["step_id"] for a in context["ti"].pushed["audit"]] == ["O2", "O3a", "O3c"]
+    operator.execute_after_wait(context, event)  # the block from its start: the wait passes, then O2…O9
+    assert query(sim, "node1", "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+    assert query(sim, "node1", "SELECT REP_NAME FROM V$REPSENDER") == [("REP1",)]
+    for node in ("node1", "node2"):
+        assert list(read_state(f"altibase_{node}", "REP1", ["SYS.T1"]).tables["SYS.T1"].columns) == \
+            ["C1", "C2", "C3"], node
+    audits = context["ti"].pushed["audit"]  # one record per iSQL step, the lanes' interleaved
+    assert [a["step_id"] for a in audits if a["server_role"] == "active"] == \
+        ["O2", "O3a", "O3c", "O4", "O5", "O6", "O7", "O8"]
+    assert [a["step_id"] for a in audits if a["server_role"] == "standby"] == ["O4", "O5", "O6"]
+    assert all(a["outcome"] == "success" for a in audits)
 
 
 class FakeTi:
     """What a block reads and writes through its task instance: XCom (no preflight in this test)."""
+
+    run_id = "steps-test"
 
     def __init__(self):
         self.pushed = {}

@@ -84,7 +84,7 @@ def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_reco
     with pytest.raises(PairLockedError, match="held by run 'run-A'"):
         take_lock(other, "run-B", "another airflow", log)
     # run A stops after O4 (tables out of the replication on both servers): only this request resumes it
-    # (both O4_O6 blocks run in parallel: each got through O4 before the run stopped)
+    # (each server's O4–O6 runs in a lane of its own, side by side: each got through O4 before the run stopped)
     history = run_procedure(first, stop_at_step="O5_run_ddl_on_active")
     run_step(step_named(first, "O4_drop_table_on_standby"), first, history)
     with pytest.raises(PreflightError, match="did not finish; trigger again with recover=true"):
