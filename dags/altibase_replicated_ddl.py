@@ -10,9 +10,10 @@ its default (`procedures.md` §1–3), as a task graph:
 | service cannot stop (rolling), Active-Active | per server in turn: R1a flush, R1b gap 0, R1c move service, R1d no sessions · R2 admin on · R3 stop replication (both) · R4 remove · R5 DDL · R6 add · R7 SQL apply on (both) · R8 start (both) · R9 admin off; then R11 SQL apply count 0, R12 SQL apply off, R13 service back |
 | rolling, Active-Standby (extension) | the standby's turn, a switchover (SW1–SW3), the active's turn, R11–R12, and the service back on the active with the standby no longer sending (R13a–R13e) |
 
-Steps that follow each other on one server run in one task (a block; its id names the step range,
-e.g. `O4_O6_change_table_on_standby`): admin mode spans three task levels in every variant. Each
-block's log shows its steps as they start and end, and its audit keeps one record per step.
+Each server's admin-mode window is one task (a block; its id names the step range, e.g.
+`O1_O9_change_tables_on_both`), in which each server's steps run side by side where the manual allows
+(O4–O6 on both servers at once): admin mode spans one task level in every variant. Each block's log
+shows its steps as they start and end, and its audit keeps one record per step.
 
 With `recover` (for a run after a failed one), **recover_leftovers** runs the restore path first.
 Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
@@ -63,7 +64,7 @@ from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
 
 log = logging.getLogger(__name__)
 # Airflow re-checks every Param's schema against its metaschema for each task when it serialises the
-# DAG (124 tasks x 17 params); the draft-07 metaschema checks ~4x faster than the default 2020-12.
+# DAG (tasks x 17 params); the draft-07 metaschema checks ~4x faster than the default 2020-12.
 DRAFT7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
 SERVER_SCHEMA = {
     "type": "object",

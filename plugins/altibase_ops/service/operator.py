@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException, TaskDeferred
+
+try:  # Airflow 3.3+: HITLOperator parks the task (no trigger); before, it defers to HITLTrigger
+    from airflow.sdk.exceptions import TaskAwaitingInput
+except ImportError:  # pragma: no cover - older Airflow
+    TaskAwaitingInput = TaskDeferred  # type: ignore[misc,assignment]
 
 from altibase_ops.service.control import perform
+from altibase_ops.triggers.altibase import ApprovalTrigger
+
+# Airflow 3.3.2 resumes a parked or deferred task the instant a person answers; with the LocalExecutor,
+# an answer that comes before the scheduler has processed the exit of the process that parked the task
+# fails the resumed task ("finished with state success, but the task instance's state attribute is
+# queued"; apache/airflow#71580, #72716 — 5 of 20 immediate answers in tests/dags/test_approval_race.py
+# before this). A task cannot read its answer on the worker (the task supervisor does not serve HITL
+# reads), and an answer to a task that is neither parked nor deferred is only recorded. So a manual step
+# asks, then steps aside *rescheduled* (an answer now is recorded, nothing resumes) for
+# APPROVAL_FIRST_LOOK_SECONDS; it comes back, defers, and its trigger reads the answer no sooner than
+# DEFERRAL_MARGIN_SECONDS after that deferral. An answer given in the first seconds — the fast click
+# the race needs — is therefore always taken by the trigger. Left: an answer landing in the ~1-2 s
+# right after the step comes back and defers resumes it directly, as before.
+APPROVAL_FIRST_LOOK_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -85,12 +105,31 @@ class ServiceControlOperator(HITLOperator):
                 f"Please **{self.action.replace('_', ' ')}** the application service of **{target.server}** "
                 f"(peer: {target.peer}), then approve.{wanted} Reject aborts the run; the restore path then puts "
                 f"the servers back (admin mode off, replication restarted where safe).")
-            return super().execute(context)
+            return self._ask(context, target)
         history = [r for records in (context["ti"].xcom_pull(task_ids=self.history_task_ids) or []) if records
                    for r in records]
         records = perform(self.action, target.control, target.server, target.peer, history, routes=target.routes)
         self.log.info("service %s on %s (%s): %s", self.action, target.server, target.control["mode"], records)
         return records
+
+    def _ask(self, context: Context, target: ServiceTarget) -> Any:
+        """Write the request and step aside rescheduled; when back, wait for the answer in the triggerer."""
+
+        if not context.get("task_reschedule_count"):
+            try:
+                super().execute(context)  # writes the request (the Required Action), then would park
+            except (TaskAwaitingInput, TaskDeferred):
+                pass
+            self.log.info("asked; the answer is collected from %d s on", APPROVAL_FIRST_LOOK_SECONDS)
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=APPROVAL_FIRST_LOOK_SECONDS))
+        from altibase_ops.sensors.altibase import DEFERRAL_MARGIN_SECONDS
+
+        asked = context["ti"].get_first_reschedule_date(context) or datetime.now(UTC)
+        self.defer(trigger=ApprovalTrigger(ti_id=context["task_instance"].id, options=self.options,
+                                           defaults=self.defaults, params=self.serialized_params,
+                                           multiple=self.multiple, timeout_datetime=asked + target.approval_timeout,
+                                           poke_interval=1.0, not_before=time.time() + DEFERRAL_MARGIN_SECONDS),
+                   method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         result = super().execute_complete(context, event)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from airflow.providers.standard.triggers.hitl import HITLTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from altibase_ops.state.checks import DONE, FAILED, run_check
@@ -115,3 +116,22 @@ def check_deferral(*, check: str, altibase_conn_id: str, arguments: dict[str, An
                                             poke_interval=poke_interval, deadline=deadline, client_info=client_info,
                                             server_started_at=server_started_at, not_before=time.time() + margin),
             "timeout": timedelta(seconds=max(deadline - time.time(), 0) + margin + DEFER_GRACE_SECONDS)}
+
+
+class ApprovalTrigger(HITLTrigger):
+    """``HITLTrigger`` that reads the answer no sooner than ``not_before`` (epoch seconds): an answer
+    given before the deferral is picked up once the scheduler has surely processed the deferring
+    process's exit (apache/airflow#71580, #72716; ``service.operator``)."""
+
+    def __init__(self, *, not_before: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.not_before = not_before
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, kwargs = super().serialize()
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**kwargs, "not_before": self.not_before}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        await asyncio.sleep(max(0.0, self.not_before - time.time()))
+        async for event in super().run():
+            yield event

@@ -1,5 +1,6 @@
-"""A local Airflow for the browser tests: api-server, scheduler, dag-processor and triggerer as separate
-processes (SQLite, LocalExecutor), with their own AIRFLOW_HOME, ports and Connections.
+"""A local Airflow for tests that need a real scheduler (the browser test, the approval race):
+api-server, scheduler, dag-processor and triggerer as separate processes (SQLite, LocalExecutor), with
+their own AIRFLOW_HOME, ports and Connections.
 
 Each component leads its own session; ``stop`` ends them by their own process ids (SIGTERM to the
 process group each one leads — its LocalExecutor workers and task processes included — then SIGKILL
@@ -26,7 +27,7 @@ from urllib.parse import quote
 from altibase_sim.registry import STATE_DIR_ENV
 from altibase_sim.scenarios import connection_uri
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "artifacts" / "browser"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -39,7 +40,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def airflow_env(home: Path, port: int, sim: Any) -> dict[str, str]:
+def airflow_env(home: Path, port: int, sim: Any = None) -> dict[str, str]:
     """This Airflow's whole configuration; nothing inherited from the test process's own Airflow."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({
@@ -65,10 +66,11 @@ def airflow_env(home: Path, port: int, sim: Any) -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         # parse each file once at start; no re-parse (and new DAG version) in the middle of the test
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-        STATE_DIR_ENV: str(sim.state_dir),
     })
-    for server in sim.servers():
-        env[f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}"] = connection_uri(server)
+    if sim is not None:
+        env[STATE_DIR_ENV] = str(sim.state_dir)
+        for server in sim.servers():
+            env[f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}"] = connection_uri(server)
     return env
 
 
@@ -136,20 +138,16 @@ class AirflowUI:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["access_token"]
 
-    def api(self, path: str) -> Any:
-        request = urllib.request.Request(f"{self.url}/api/v2/{path}",
-                                         headers={"Authorization": f"Bearer {self.token()}"})
+    def api(self, path: str, body: Any = None, method: str | None = None) -> Any:
+        """A call of the REST API v2 as the admin (a JSON body makes it a POST unless ``method`` says)."""
+        if not getattr(self, "_token", None):
+            self._token = self.token()
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/api/v2/{path}", data=data, method=method,
+                                         headers={"Authorization": f"Bearer {self._token}",
+                                                  "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
-
-    def wait_for_log(self, component: str, *fragments: str, timeout: float = 60) -> None:
-        """Until a line of the component's output contains every fragment."""
-        deadline = time.monotonic() + timeout
-        while not any(all(f in line for f in fragments)
-                      for line in self.log(component).read_text(errors="replace").splitlines()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no line with {fragments} in {self.log(component)} within {timeout}s")
-            time.sleep(0.5)
 
     def check_running(self) -> None:
         for name, proc in self.processes.items():
