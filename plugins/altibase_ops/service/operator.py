@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowRescheduleException,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
 try:  # Airflow 3.3+: HITLOperator parks the task (no trigger); before, it defers to HITLTrigger
     from airflow.sdk.exceptions import TaskAwaitingInput
@@ -32,6 +39,8 @@ from altibase_ops.triggers.altibase import ApprovalTrigger
 # the race needs — is therefore always taken by the trigger. Left: an answer landing in the ~1-2 s
 # right after the step comes back and defers resumes it directly, as before.
 APPROVAL_FIRST_LOOK_SECONDS = 10
+# A service step's attempts ended from outside (see _final); each new attempt asks again.
+SERVICE_STEP_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,9 @@ class ServiceControlOperator(HITLOperator):
         self.approval_timeout = approval_timeout
         self.history_task_ids = list(history_task_ids)
         self.step_id = step_id
+        # whatever the DAG's default: only an attempt ended from outside is repeated (see _final)
+        self.retries = SERVICE_STEP_RETRIES
+        self.retry_delay = timedelta(seconds=2)
 
     def service_target(self, context: Context) -> ServiceTarget:
         if not self.control or not self.server:
@@ -95,13 +107,20 @@ class ServiceControlOperator(HITLOperator):
         return ServiceTarget(self.control, self.server, self.peer, self.approval_timeout)
 
     def execute(self, context: Context) -> Any:
+        with _final():
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> Any:
         target = self.service_target(context)
         if target.control["mode"] == "manual":
             self.response_timeout = target.approval_timeout
             # the step id first: in the Required Actions list it tells O1 from O9, R1c from R13
             self.subject = f"{self.step_id}: {self.action.replace('_', ' ')} the application service of {target.server}"
             wanted = f" When done, traffic must be: {target.describe_routes()}." if target.routes else ""
-            self.body = (f"{target.context_md}\n\n" if target.context_md else "") + (
+            again = context["ti"].try_number > 1 and not context.get("task_reschedule_count")
+            self.body = ("**Asked again**: the previous answer was lost when Airflow ended the step's earlier "
+                         "attempt (apache/airflow#72716); answer as you would have.\n\n" if again else "") + (
+                f"{target.context_md}\n\n" if target.context_md else "") + (
                 f"Please **{self.action.replace('_', ' ')}** the application service of **{target.server}** "
                 f"(peer: {target.peer}), then approve.{wanted} Reject aborts the run; the restore path then puts "
                 f"the servers back (admin mode off, replication restarted where safe).")
@@ -114,7 +133,6 @@ class ServiceControlOperator(HITLOperator):
 
     def _ask(self, context: Context, target: ServiceTarget) -> Any:
         """Write the request and step aside rescheduled; when back, wait for the answer in the triggerer."""
-
         if not context.get("task_reschedule_count"):
             try:
                 super().execute(context)  # writes the request (the Required Action), then would park
@@ -132,9 +150,24 @@ class ServiceControlOperator(HITLOperator):
                    method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        result = super().execute_complete(context, event)
-        if "Approve" not in result["chosen_options"]:
-            raise AirflowException(f"service step {self.action} was rejected by {result['responded_by_user']}; "
-                                   "the run stops here and the restore path runs")
-        return [{"kind": "manual", "server": self.service_target(context).server, "action": self.action,
-                 "approved_by": str(result["responded_by_user"])}]
+        with _final():
+            result = super().execute_complete(context, event)
+            if "Approve" not in result["chosen_options"]:
+                raise AirflowException(f"service step {self.action} was rejected by {result['responded_by_user']}; "
+                                       "the run stops here and the restore path runs")
+            return [{"kind": "manual", "server": self.service_target(context).server, "action": self.action,
+                     "approved_by": str(result["responded_by_user"])}]
+
+
+@contextmanager
+def _final() -> Iterator[None]:
+    """Every failure a service step raises itself is final (no retry: a rejection, a timeout, a
+    Kubernetes refusal). Its retries (``SERVICE_STEP_RETRIES``) are for an attempt ended from outside —
+    Airflow 3.3.2's state-mismatch race fails a resumed task even though its answer was Approve — and
+    a new attempt asks the person again."""
+    try:
+        yield
+    except (AirflowRescheduleException, AirflowSkipException, AirflowFailException):
+        raise
+    except Exception as exc:
+        raise AirflowFailException(str(exc)) from exc
