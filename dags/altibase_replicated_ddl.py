@@ -21,7 +21,9 @@ read-only **preflight** (replication and tables present, senders as the topology
 DDL properties at default, same table definitions, the last-table trap, the pair not held by another
 run). **plan** shows the exact statements per server; with `dry_run` (the default) the run ends there,
 and so does a run whose DDL is already applied on a whole pair ("nothing to do"). **hold_pair** takes
-the pair's lock on the servers themselves before anything changes (`SYS.AIRFLOW_DDL_LOCK`).
+the pair's lock on the servers themselves before anything changes (`SYS.AIRFLOW_DDL_LOCK`). **choose_variant** runs the
+chosen variant and skips the others at once — all of them when the pair was not held, so a refused run
+ends without painting each stage.
 
 After: **post_checks** (definitions equal with the DDL applied, replication running with gap 0, admin
 mode 0, SQL apply 0, the same data: row counts and column sums), **restore** (when something failed:

@@ -92,11 +92,14 @@ def step_named(request, task_id):
 
 def cases():
     """A failure at every step of every variant but the first (nothing ran then): every stage start,
-    every step inside a block, and every step of a lane whose parallel lane already finished."""
+    every step inside a block, and every step of a lane whose parallel lane already finished. A step
+    that only reads (a wait, the data check) leaves the servers as they were, so a failure there is
+    the failure at the step after it: left out."""
     for topology, mode in (("active_standby", "can_stop"), ("active_active", "can_stop"),
                            ("active_active", "rolling"), ("active_standby", "rolling")):
         for step in steps_in_order(topology, mode)[1:]:
-            yield pytest.param(topology, mode, step.task_id, id=f"{mode}-{topology}-at-{step.task_id}")
+            if step.action not in ("gap", "sessions", "sql_apply", "verify"):
+                yield pytest.param(topology, mode, step.task_id, id=f"{mode}-{topology}-at-{step.task_id}")
 
 
 @pytest.mark.parametrize("topology, mode, failed_step", list(cases()))
