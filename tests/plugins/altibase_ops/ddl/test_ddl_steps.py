@@ -73,6 +73,26 @@ def test_every_step_reads_its_server_first_and_sends_only_what_is_not_done(sim, 
     assert prepare_step(add, request, None, log).strip() == "ALTER REPLICATION REP1 ADD TABLE FROM SYS.T1 TO SYS.T1;"
 
 
+def test_add_or_drop_table_waits_for_the_receiver_and_sends_nothing_while_the_peer_still_sends(
+        sim, altibase_conns, monkeypatch):
+    """ERR-6109F: ADD/DROP TABLE is refused while the server's receiver runs. The standby's O4 follows
+    the active's STOP at once inside the block: it waits for the receiver to end, and fails closed,
+    sending nothing, when the peer keeps sending."""
+    import threading
+
+    monkeypatch.setattr("altibase_ops.ddl.steps.RECEIVER_END_SECONDS", 1.0)
+    seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
+    run(sim, "node1", "ALTER REPLICATION REP1 START")  # the active sends: node2's receiver runs
+    drop = STEPS["O4_drop_table_on_standby"]
+    with pytest.raises(Exception, match="receiver of replication REP1 still runs after 1 s.*ERR-6109F"):
+        prepare_step(drop, two_table_request(), None, log)
+    assert query(sim, "node2", "SELECT COUNT(*) FROM SYSTEM_.SYS_REPL_ITEMS_")[0][0] == 3  # nothing was sent
+    # the active's STOP lands while the step waits: the step goes on
+    monkeypatch.setattr("altibase_ops.ddl.steps.RECEIVER_END_SECONDS", 10.0)
+    threading.Timer(0.5, run, args=(sim, "node1", "ALTER REPLICATION REP1 STOP")).start()
+    assert "DROP TABLE FROM SYS.T1" in prepare_step(drop, two_table_request(), None, log)
+
+
 def test_start_is_not_sent_while_the_peer_holds_a_different_item_list(sim, altibase_conns):
     seed_pair(sim, tables=("T1", "T2", "T3"), start=False)
     run(sim, "node2", "ALTER REPLICATION REP1 DROP TABLE FROM SYS.T1 TO SYS.T1")  # the standby's O4 ran, O6 not
