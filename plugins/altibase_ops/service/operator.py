@@ -123,7 +123,8 @@ class ServiceControlOperator(HITLOperator):
                 f"{target.context_md}\n\n" if target.context_md else "") + (
                 f"Please **{self.action.replace('_', ' ')}** the application service of **{target.server}** "
                 f"(peer: {target.peer}), then approve.{wanted} Reject aborts the run; the restore path then puts "
-                f"the servers back (admin mode off, replication restarted where safe).")
+                f"the servers back (admin mode off, replication restarted where safe). The buttons open about "
+                f"{APPROVAL_FIRST_LOOK_SECONDS} s after this request appears (reload the page).")
             return self._ask(context, target)
         history = [r for records in (context["ti"].xcom_pull(task_ids=self.history_task_ids) or []) if records
                    for r in records]
