@@ -137,7 +137,7 @@ class AirflowUI:
         body = json.dumps({"username": ADMIN, "password": self.password}).encode()
         request = urllib.request.Request(f"{self.url}/auth/token", data=body,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())["access_token"]
 
     def api(self, path: str, body: Any = None, method: str | None = None) -> Any:
@@ -148,7 +148,8 @@ class AirflowUI:
         request = urllib.request.Request(f"{self.url}/api/v2/{path}", data=data, method=method,
                                          headers={"Authorization": f"Bearer {self._token}",
                                                   "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+        # generous: on two busy cores (a second Airflow in the suite beside this one) answers take seconds
+        with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())
 
     def check_running(self) -> None:

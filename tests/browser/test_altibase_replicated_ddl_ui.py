@@ -109,16 +109,22 @@ def approve(page, ui, run_id: str, task_id: str, screenshot: str, person_does: C
         while ui.api(ti_path)["state"] not in ("deferred", "awaiting_input"):
             fail_if_over(ui, run_id, deadline, f"the approval of {task_id}")
             time.sleep(0.5)
+        button = page.get_by_role("button", name="Approve")
         while True:
             visit(page, task_page)  # the tab shows once the task asks
             try:
                 tab.wait_for(timeout=10_000)
-                break
+                tab.click()
+                button.wait_for(timeout=10_000)
+                for _ in range(20):  # the page may render before it has read the task's state
+                    if button.is_enabled():
+                        break
+                    page.wait_for_timeout(250)
+                if button.is_enabled():
+                    break
             except PlaywrightTimeoutError:
-                fail_if_over(ui, run_id, deadline, f"the approval of {task_id}")
-        tab.click()
-        button = page.get_by_role("button", name="Approve")
-        button.wait_for()
+                pass
+            fail_if_over(ui, run_id, deadline, f"the approval of {task_id}")  # else reload, as a person would
         shot(page, screenshot if attempt == 1 else f"{screenshot}_asked_again_{attempt}")
         person_does()
         button.click()

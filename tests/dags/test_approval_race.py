@@ -7,7 +7,7 @@ attribute is queued" — 5 of these 20 runs failed so with HITLOperator's own pa
 asks, then steps aside rescheduled (an answer is only recorded), and collects the answer through a
 trigger that reads no sooner than a margin after its deferral (``APPROVAL_FIRST_LOOK_SECONDS``). Here
 a program answers each request through the REST API as soon as it can read it — faster than any
-person — for 20 runs, ten at a time.
+person — for 20 runs, five at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from airflow.sdk import DAG
 from altibase_ops.service.operator import ServiceControlOperator
 
 with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
-         max_active_runs=10, is_paused_upon_creation=False):
+         max_active_runs=5, is_paused_upon_creation=False):
     ServiceControlOperator(task_id="O1_service_stop", step_id="O1", action="stop", control={{"mode": "manual"}},
                            server="node1", peer="node2")
 '''
