@@ -321,7 +321,7 @@ def build_block(block: Block, service_history: list[str]) -> BaseOperator:
     every other block runs its steps in one process."""
     step = block.steps[0]
     common = {"task_id": block.task_id,
-              "doc_md": "\n".join(f"- **{s.step_id}** — {s.title}" for s in block.steps) + f"\n\n(on the {block.role} server)"}
+              "doc_md": "\n".join(f"- **{s.step_id}** on the {s.role} — {s.title}" for s in block.steps)}
     if block.action in _SENSORS:
         return _SENSORS[block.action](step=step, **common)
     if block.action == "service":

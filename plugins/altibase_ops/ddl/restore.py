@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException
 from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, ddl_progress, read_all
-from altibase_ops.ddl.steps import render_ddl_sql, run_on
+from altibase_ops.ddl.steps import render_ddl_sql, run_on, wait_for_receiver_to_end
 from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
@@ -136,15 +136,17 @@ def restore_survivors(request: DdlRequest, service_history: list[dict[str, Any]]
 
 
 def change_items(request: DdlRequest, states: dict[str, Any], tables: dict[str, list[str]], template: str,
-                 kind: StepKind, purpose: str, done: str, actions: list[str]) -> None:
+                 kind: StepKind, purpose: str, done: str, actions: list[str], log: Any) -> None:
     """ADD or DROP TABLE of ``tables[server]`` on each server. Both need replication stopped on the
-    server and the peer not sending (ERR-6109F): every running sender stops first (restarted later)."""
+    server and the peer not sending (ERR-6109F): every running sender stops first (restarted later),
+    and each server's receiver has ended before its statement."""
     for server in request.servers:
         if states[server.name].sender_running:
             run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
             actions.append(f"{server.name}: replication stopped to {purpose}")
     for server in request.servers:
         if tables[server.name]:
+            wait_for_receiver_to_end(server.conn_id, request, log)
             run_on(server.conn_id, render_ddl_sql(template, request, tables=tables[server.name]), kind)
             actions.append(f"{server.name}: {tables[server.name]} {done}")
 
@@ -185,7 +187,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                for n, s in states.items()}
     if any(missing.values()):
         change_items(request, states, missing, "ddl/add_replication_table.sql", StepKind.REPLICATION_ADD_TABLE,
-                     "re-add tables", f"added back to replication {rep}", actions)
+                     "re-add tables", f"added back to replication {rep}", actions, log)
         states = read_all(request)
     if rolling and any(differs.values()):
         for server in request.servers:
@@ -204,7 +206,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         if any(ahead.values()):
             change_items(request, states, ahead, "ddl/drop_replication_table.sql", StepKind.REPLICATION_DROP_TABLE,
                          "take tables out", f"taken out of replication {rep} again (the peer has not got the DDL "
-                         "yet; the procedure adds it back on both)", actions)
+                         "yet; the procedure adds it back on both)", actions, log)
             states = read_all(request)
     start_failures = []
     item_lists = {name: sorted(state.items) for name, state in states.items()}

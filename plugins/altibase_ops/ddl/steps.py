@@ -134,8 +134,8 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
     kind = StepKind(step.step_kind)
     skip = None
     overrides: dict[str, Any] = {}
-    if kind in (StepKind.REPLICATION_DROP_TABLE, StepKind.REPLICATION_ADD_TABLE) and state.receiver_running:
-        state = wait_for_receiver_to_end(server.conn_id, request, log)
+    if kind in (StepKind.REPLICATION_DROP_TABLE, StepKind.REPLICATION_ADD_TABLE):
+        state = wait_for_receiver_to_end(server.conn_id, request, log, state)
     if kind == StepKind.REPLICATION_DROP_TABLE:
         overrides["tables"] = [t for t in request.tables if t in state.items]
         skip = "" if overrides["tables"] else "every table is already out of the replication"
@@ -171,25 +171,29 @@ def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | N
 
 # ADD/DROP TABLE is refused while the server's receiver for the replication runs (ERR-6109F). The
 # peer's STOP joins its own sender thread; this server's receiver ends when it sees that, a moment later
-# (rpcManager::stopSenderThread). A step that follows the peer's STOP at once waits that moment out.
+# (rpcManager::stopSenderThread). Whatever sends ADD/DROP TABLE right after the peer's STOP (a step of
+# a block, restore) waits that moment out.
 RECEIVER_END_SECONDS = 10.0
 
 
-def wait_for_receiver_to_end(conn_id: str, request: DdlRequest, log: Logger) -> ServerState:
-    """The server's state once its receiver for the replication has ended; fails when it does not."""
+def wait_for_receiver_to_end(conn_id: str, request: DdlRequest, log: Any,
+                             state: ServerState | None = None) -> ServerState:
+    """The server's state (``state`` if already read) once its receiver for the replication has ended;
+    fails when it does not within RECEIVER_END_SECONDS."""
     deadline = time.monotonic() + RECEIVER_END_SECONDS
-    log.info("%s: the receiver of %s still runs; waiting for it to end after the peer's STOP", conn_id,
-             request.replication_name)
-    while True:
-        state = read_when_free(conn_id, request, definitions=False)
-        if not state.receiver_running:
-            return state
+    state = state or read_when_free(conn_id, request, definitions=False)
+    if state.receiver_running:
+        log.info("%s: the receiver of %s still runs; waiting for it to end after the peer's STOP", conn_id,
+                 request.replication_name)
+    while state.receiver_running:
         if time.monotonic() > deadline:
             raise AirflowException(
                 f"{conn_id}: the receiver of replication {request.replication_name} still runs after "
                 f"{RECEIVER_END_SECONDS:.0f} s: the peer's sender is connected (is it started again, or did its "
                 "STOP not run?). ADD/DROP TABLE would fail with ERR-6109F, so nothing is sent.")
         time.sleep(0.2)
+        state = read_when_free(conn_id, request, definitions=False)
+    return state
 
 
 def run_ddl_step(step: Step, request: DdlRequest, script: StepScript, run_id: str, send: Any) -> Any:

@@ -16,14 +16,10 @@ from airflow.sdk.exceptions import (
     AirflowFailException,
     AirflowRescheduleException,
     AirflowSkipException,
-    TaskDeferred,
+    TaskAwaitingInput,
 )
 
-try:  # Airflow 3.3+: HITLOperator parks the task (no trigger); before, it defers to HITLTrigger
-    from airflow.sdk.exceptions import TaskAwaitingInput
-except ImportError:  # pragma: no cover - older Airflow
-    TaskAwaitingInput = TaskDeferred  # type: ignore[misc,assignment]
-
+from altibase_ops.sensors.altibase import DEFERRAL_MARGIN_SECONDS
 from altibase_ops.service.control import perform
 from altibase_ops.triggers.altibase import ApprovalTrigger
 
@@ -137,12 +133,10 @@ class ServiceControlOperator(HITLOperator):
         if not context.get("task_reschedule_count"):
             try:
                 super().execute(context)  # writes the request (the Required Action), then would park
-            except (TaskAwaitingInput, TaskDeferred):
+            except TaskAwaitingInput:  # Airflow 3.3 (pinned): HITLOperator parks; the step does not
                 pass
             self.log.info("asked; the answer is collected from %d s on", APPROVAL_FIRST_LOOK_SECONDS)
             raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=APPROVAL_FIRST_LOOK_SECONDS))
-        from altibase_ops.sensors.altibase import DEFERRAL_MARGIN_SECONDS
-
         asked = context["ti"].get_first_reschedule_date(context) or datetime.now(UTC)
         self.defer(trigger=ApprovalTrigger(ti_id=context["task_instance"].id, options=self.options,
                                            defaults=self.defaults, params=self.serialized_params,
