@@ -39,6 +39,7 @@ on the same pair is refused by the lock.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pendulum
@@ -58,8 +59,11 @@ from altibase_ops.ddl.records import holder_name, release_lock, take_lock
 from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
 from altibase_ops.ddl.restore import procedure_began, restore, variant_step_states, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
-from altibase_ops.ddl.summary import summarize
+from altibase_ops.ddl.summary import failure_advice, summarize
 from altibase_ops.ddl.verify import post_checks
+from altibase_ops.ddl.window import MaintenanceWindowOperator
+from altibase_ops.maintenance.history import record_outcome
+from altibase_ops.notify import notify
 from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT
 from altibase_ops.sql.templates import SQL_DIR, SQL_FILTERS
 from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
@@ -68,6 +72,7 @@ log = logging.getLogger(__name__)
 # Airflow re-checks every Param's schema against its metaschema for each task when it serialises the
 # DAG (tasks x 17 params); the draft-07 metaschema checks ~4x faster than the default 2020-12.
 DRAFT7 = {"$schema": "http://json-schema.org/draft-07/schema#"}
+MAX_ACTIVE_RUNS = 32
 SERVER_SCHEMA = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "conn_id": {"type": "string"},
@@ -80,7 +85,9 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    # Runs on different pairs go side by side; the pair's lock (hold_pair) refuses a second run on the
+    # same pair, naming the first.
+    max_active_runs=MAX_ACTIVE_RUNS,
     tags=["altibase", "replication", "ddl"],
     default_args={"owner": "dba", "retries": 0},  # no blind retries: a step is re-run by a person, on purpose
     doc_md=__doc__,
@@ -135,6 +142,19 @@ with DAG(
         # Default true: triggering with the defaults shows the plan and changes nothing; a change needs
         # a person to untick it on purpose.
         "dry_run": Param(True, type="boolean", title="Dry run (plan only)", **DRAFT7),
+        "not_before": Param(None, type=["null", "string"], title="Window opens (UTC, ISO 8601)",
+                            section="Maintenance window and change",
+                            description="Wait (without holding a worker) until then before holding the pair. "
+                                        "Empty: start at once.", **DRAFT7),
+        "not_after": Param(None, type=["null", "string"], title="Window closes (UTC, ISO 8601)",
+                           section="Maintenance window and change",
+                           description="Refuse to begin when the run is not expected to end by then (from the "
+                                       "pair's history of earlier runs). Empty: no limit.", **DRAFT7),
+        "change_id": Param("", type="string", title="Change id", section="Maintenance window and change",
+                           description="Set by the maintenance DAG (a change file's id); recorded in the pair's "
+                                       "history (SYS.AIRFLOW_CHANGE_HISTORY). Empty for a manual run.", **DRAFT7),
+        "change_checksum": Param("", type="string", title="Change checksum", section="Maintenance window and change",
+                                 description="Set by the maintenance DAG with change_id.", **DRAFT7),
         "recover": Param(False, type="boolean", title="Recover first",
                          description="Run the restore path before preflight: for a run that follows a failed "
                                      "one (admin mode left on, replication left stopped). Never needed otherwise.", **DRAFT7),
@@ -172,12 +192,14 @@ with DAG(
 
     @task.short_circuit(ignore_downstream_trigger_rules=True)
     def stop_if_dry_run(**context) -> bool:
-        if DdlRequest.from_params(context["params"]).dry_run:
+        request = DdlRequest.from_params(context["params"])
+        if request.dry_run:
             log.info("dry_run is set: the plan above is what a real run would send; nothing was changed")
             return False
         if (context["ti"].xcom_pull(task_ids="run_preflight") or {}).get("nothing_to_do"):
             log.info("nothing to do: the DDL is applied on every server and the replication is whole; no step "
                      "runs, the service is not touched")
+            record_outcome(request, "found_applied", context["ti"].run_id, context["ti"].dag_id, time.time(), log)
             return False
         return True
 
@@ -186,7 +208,10 @@ with DAG(
     @task
     def hold_pair(**context) -> dict:
         request = DdlRequest.from_params(context["params"])
-        return take_lock(request, context["ti"].run_id, holder_name(context["ti"].dag_id), log)
+        held = take_lock(request, context["ti"].run_id, holder_name(context["ti"].dag_id), log)
+        context["ti"].xcom_push(key="held_at", value=time.time())  # the history's start of this run
+        notify("started", context, "The pair is held; the procedure begins.")
+        return held
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def run_post_checks(**context) -> dict:
@@ -234,10 +259,16 @@ with DAG(
                          for stage in procedure(request.topology, request.service_mode) for b in stage
                          if b.action == "service"]
         result = summarize(request, audits, post, restored, log, service_steps)
+        held_at = ti.xcom_pull(task_ids="hold_pair", key="held_at")
+        if held_at is not None:  # the run held the pair: its outcome goes into the pair's history
+            record_outcome(request, "applied" if post is not None else "failed", ti.run_id, ti.dag_id, held_at, log)
         if post is None:
             ti.xcom_push(key="summary", value=result)  # kept for a failed run too
-            raise AirflowException(f"the procedure did not complete: see the failed task and run_restore's log. "
-                                   f"{result['service']}")
+            message = (f"the procedure did not complete: see the failed task and run_restore's log. "
+                       f"{result['service']}")
+            notify("failed", context, f"{message}\n\n{failure_advice(restored, held_at is not None)}\n\n{result['text']}")
+            raise AirflowException(message)
+        notify("succeeded", context, result["text"])
         return result
 
     validated = validate_params()
@@ -246,7 +277,8 @@ with DAG(
     planned = plan()
     gate = stop_if_dry_run()
     branch = VariantBranchOperator(task_id="choose_variant")
-    validated >> recovered >> checked >> planned >> gate >> hold_pair() >> branch
+    window = MaintenanceWindowOperator(task_id="wait_for_window")
+    validated >> recovered >> checked >> planned >> gate >> window >> hold_pair() >> branch
 
     post = run_post_checks()
     restored = run_restore()

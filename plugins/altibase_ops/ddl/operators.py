@@ -35,6 +35,7 @@ from altibase_ops.ddl.steps import (
     wait_in_process,
 )
 from altibase_ops.ddl.verify import check_table_data
+from altibase_ops.notify import AltibaseRunNotifier
 from altibase_ops.operators.isql import IsqlOperator
 from altibase_ops.sensors.altibase import (
     DEFERRAL_MARGIN_SECONDS,
@@ -325,7 +326,9 @@ def build_block(block: Block, service_history: list[str]) -> BaseOperator:
     if block.action in _SENSORS:
         return _SENSORS[block.action](step=step, **common)
     if block.action == "service":
-        return DdlServiceStepOperator(step=step, history_task_ids=list(service_history), **common)
+        # in manual mode the step asks a person; the notifier tells them, with the link to the request
+        return DdlServiceStepOperator(step=step, history_task_ids=list(service_history),
+                                      notifiers=[AltibaseRunNotifier("approval")], **common)
     return DdlBlockOperator(block=block, **common)
 
 

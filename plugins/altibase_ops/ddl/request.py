@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from altibase_ops.ddl.statements import DdlStatement, InvalidDdlError, parse_ddl
@@ -32,6 +33,9 @@ from altibase_ops.sys_password import (
 TOPOLOGY_ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "active2")}
 SERVICE_MODES = ("can_stop", "rolling")
 SERVICE_CONTROL_MODES = ("manual", "kubernetes", "simulator")
+# A change's id (a change file's name without .yaml): what the history on the servers records
+CHANGE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", re.ASCII)
+CHECKSUM_PATTERN = re.compile(r"[0-9a-f]{16}", re.ASCII)
 
 
 class InvalidRequestError(ValueError):
@@ -68,6 +72,10 @@ class DdlRequest:
     pod_startup_timeout_seconds: int = DEFAULT_POD_STARTUP_TIMEOUT  # runner kubernetes: first pull included
     password_secret: SecretRef = field(default_factory=SecretRef)  # runner kubernetes: the SYS password
     recover: bool = False
+    change_id: str = ""  # set by the maintenance DAG (a change file); recorded in the pair's history
+    change_checksum: str = ""
+    not_before: datetime | None = None  # the maintenance window, when the run has one (UTC)
+    not_after: datetime | None = None
 
     @property
     def variant(self) -> str:
@@ -103,6 +111,18 @@ def _poke_interval(params: dict) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 3600:
         raise InvalidRequestError(f"poke_interval_seconds: must be a number from 0.1 to 3600, got {value!r}")
     return float(value)
+
+
+def _moment(params: dict, name: str) -> datetime | None:
+    """An optional ISO 8601 date-time; one without a zone is UTC."""
+    value = params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestError(f"{name}: {value!r} is not an ISO 8601 date-time (e.g. 2026-12-05T02:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def validate_request(params: dict[str, Any]) -> DdlRequest:
@@ -187,7 +207,18 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     recover = params.get("recover", False)
     if not isinstance(recover, bool):
         raise InvalidRequestError(f"recover: must be true or false, got {recover!r}")
+    change_id = params.get("change_id") or ""
+    if change_id and (not isinstance(change_id, str) or not CHANGE_ID_PATTERN.fullmatch(change_id)):
+        raise InvalidRequestError(f"change_id: {change_id!r} is not a change id (letters, digits, _ . -; up to 100)")
+    change_checksum = params.get("change_checksum") or ""
+    if change_checksum and (not isinstance(change_checksum, str) or not CHECKSUM_PATTERN.fullmatch(change_checksum)):
+        raise InvalidRequestError(f"change_checksum: {change_checksum!r} is not 16 lower-case hex digits")
+    not_before, not_after = _moment(params, "not_before"), _moment(params, "not_after")
+    if not_before and not_after and not_after <= not_before:
+        raise InvalidRequestError(f"not_after ({not_after.isoformat()}) must be later than not_before "
+                                  f"({not_before.isoformat()})")
     return DdlRequest(
+        change_id=change_id, change_checksum=change_checksum, not_before=not_before, not_after=not_after,
         servers=servers, topology=topology, service_mode=service_mode, replication_name=replication_name,
         tables=tables, ddl=ddl, service_control=control, runner=runner,
         gap_timeout_seconds=_positive_int(params, "gap_timeout_seconds", 300, 86400),

@@ -56,3 +56,17 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
     log.info("\n".join(lines))
     return {"admin_mode_seconds": seconds, "statements": sum(len(a["statements"]) for a in audits if a),
             "row_counts": (post or {}).get("row_counts"), "service": service, "text": "\n".join(lines)}
+
+
+def failure_advice(restored: dict[str, Any] | None, began: bool) -> str:
+    """What a failed run left and what an operator does next, in a few lines (the failure notice)."""
+    if not began:
+        return ("Nothing was changed: the run stopped before it held the pair (its params, the preflight, the "
+                "pair's lock or the maintenance window). Fix what the failed task says and trigger it again.")
+    if restored is None:
+        return ("Restore did NOT make the pair safe, and the pair stays held by this run: run_restore's log says "
+                "what each server is left in and how to finish (usually a new run of the same request with "
+                "recover=true once the cause is fixed). The application service may still be stopped.")
+    actions = "; ".join(restored.get("actions") or []) or "nothing needed restoring"
+    return (f"Restore made the pair whole again ({actions}). The DDL is not applied everywhere: fix the cause "
+            "shown in the failed task's log, then trigger the run again.")

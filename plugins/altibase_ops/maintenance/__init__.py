@@ -1,0 +1,1 @@
+"""Scheduled maintenance: reviewed change files, the pairs' change history, fleet rollout."""

@@ -1,0 +1,146 @@
+"""The change history of a pair, kept on its servers (``SYS.AIRFLOW_CHANGE_HISTORY``).
+
+Like Flyway's schema history table, and for the same reasons: it lives with the data it describes, so
+it survives Airflow being rebuilt (a new metadata database knows nothing), every Airflow that reaches
+the pair reads the same history, and a DBA queries it with iSQL::
+
+    SELECT CHANGE_ID, OUTCOME, ENDED_AT, RUN_ID FROM SYS.AIRFLOW_CHANGE_HISTORY WHERE REPLICATION_NAME = 'REP1';
+
+One row per DDL run that reached an outcome, written by the DDL DAG itself on both servers (a change
+applied by hand through the DDL DAG is recorded too, under ``manual-<request key>``). The table is not
+in any replication; each server keeps its own copy, and readers merge the two.
+
+Outcomes: ``applied`` (the run finished and its checks passed), ``found_applied`` (the DDL was already
+in the catalog on the whole pair: nothing ran), ``failed`` (the run began changing the pair and did
+not finish; see its restore).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from altibase_ops.ddl.records import request_key
+from altibase_ops.ddl.request import DdlRequest, Server
+from altibase_ops.ddl.state import CLIENT_INFO
+from altibase_ops.exceptions import AltibaseServerError
+from altibase_ops.hooks.altibase import AltibaseHook
+from altibase_ops.sql.templates import render_sql
+
+HISTORY_TABLE = "SYS.AIRFLOW_CHANGE_HISTORY"
+APPLIED_OUTCOMES = ("applied", "found_applied")
+_EXISTS = "31022"  # created meanwhile by another run
+_TAKEN = "11058"  # this run's row exists already (the task ran again): update it
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    change_id: str
+    checksum: str
+    outcome: str
+    run_id: str
+    dag_id: str
+    started_at: str
+    ended_at: str
+    duration_seconds: int
+    server: str = ""
+
+
+def change_checksum(tables: list[str], ddl: list[str]) -> str:
+    """What a change does to the schema: its tables and DDL text. A change file whose checksum differs
+    from the one recorded was edited after it ran. (Its pairs, approver and service mode are not part
+    of it: adding a pair to a change does not make it a new change.)"""
+    body = json.dumps([sorted(tables), [" ".join(d.split()) for d in ddl]])
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def history_key(request: DdlRequest) -> tuple[str, str]:
+    """(change id, checksum) under which a run of this request is recorded."""
+    checksum = request.change_checksum or change_checksum(request.tables, [d.text for d in request.ddl])
+    return request.change_id or f"manual-{request_key(request)}", checksum
+
+
+def utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _hook(server: Server) -> AltibaseHook:
+    return AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO)
+
+
+def _table_exists(session: Any) -> bool:
+    return bool(session.dicts(render_sql("history/read_history_table.sql")))
+
+
+def record_outcome(request: DdlRequest, outcome: str, run_id: str, dag_id: str, started_at: float,
+                   log: Any) -> list[str]:
+    """Write this run's outcome on every server it can reach; returns the servers written. A server
+    that cannot be reached is logged, not fatal: the other server's row is the record."""
+    change_id, checksum = history_key(request)
+    ended = time.time()
+    values = (checksum, outcome, dag_id, utc(started_at), utc(ended), max(0, round(ended - started_at)))
+    written = []
+    for server in request.servers:
+        try:
+            with _hook(server).session() as session:
+                if not _table_exists(session):
+                    try:
+                        session.execute(render_sql("history/create_history_table.sql"))
+                    except AltibaseServerError as exc:
+                        if exc.code != _EXISTS:
+                            raise
+                try:
+                    session.execute(render_sql("history/insert_history.sql"),
+                                    (request.replication_name, change_id, *values[:2], run_id, *values[2:]))
+                except AltibaseServerError as exc:
+                    if exc.code != _TAKEN:
+                        raise
+                    session.execute(render_sql("history/update_history.sql"),
+                                    (*values, request.replication_name, change_id, run_id))
+            written.append(server.name)
+        except Exception as exc:  # noqa: BLE001 - one server's history must not hide the run's outcome
+            log.warning("%s: could not record %s of %s in %s: %s", server.name, outcome, change_id,
+                        HISTORY_TABLE, exc)
+    log.info("history: %s %s (checksum %s) recorded on %s", change_id, outcome, checksum, written or "no server")
+    return written
+
+
+def read_history(servers: list[Server], replication_name: str) -> tuple[list[HistoryRow], list[str]]:
+    """The pair's history merged from both servers (a run recorded on either counts), oldest first, and
+    the servers that could not be read (with why)."""
+    rows: dict[tuple[str, str], HistoryRow] = {}
+    unreadable = []
+    for server in servers:
+        try:
+            with _hook(server).session() as session:
+                if not _table_exists(session):
+                    continue
+                for r in session.dicts(render_sql("history/read_history.sql"), (replication_name,)):
+                    row = HistoryRow(*(str(r[c]).strip() for c in ("CHANGE_ID", "CHECKSUM", "OUTCOME", "RUN_ID",
+                                                                   "DAG_ID", "STARTED_AT", "ENDED_AT")),
+                                     int(r["DURATION_SECONDS"]), server.name)
+                    rows.setdefault((row.change_id, row.run_id), row)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, who decides
+            unreadable.append(f"{server.name}: {exc}")
+    return sorted(rows.values(), key=lambda r: (r.ended_at, r.run_id)), unreadable
+
+
+def latest(rows: list[HistoryRow], change_id: str) -> HistoryRow | None:
+    """The change's most recent outcome on the pair."""
+    mine = [r for r in rows if r.change_id == change_id]
+    return mine[-1] if mine else None
+
+
+# A run with no history on its pair: the plan's few dozen steps and their waits, generously
+DEFAULT_EXPECTED_SECONDS = 300
+
+
+def expected_seconds(rows: list[HistoryRow]) -> int:
+    """How long a DDL run on this pair is expected to take (hold to summary): the longest of its last
+    five applied runs with a 50 % margin (at least 60 s), else DEFAULT_EXPECTED_SECONDS. A manual
+    approval's wait is not in it: a person's answer cannot be predicted."""
+    done = [r.duration_seconds for r in rows if r.outcome == "applied"][-5:]
+    return max(60, int(max(done) * 1.5)) if done else DEFAULT_EXPECTED_SECONDS

@@ -1,0 +1,197 @@
+"""Scheduled maintenance under a real scheduler (LocalExecutor, the four components, SQLite) against
+three simulator pairs, with notifications sent to a local SMTP server:
+
+1. While the rollout below runs: a manual DDL run holds pair p4 (not in the fleet) while it waits for a
+   person; a second run on p4 is refused naming the first; the person rejects; the pair is given back.
+2. The maintenance DAG rolls two change files out to p1, p2 and p3: p1 as the canary, then p2 and p3 in
+   two lanes side by side (their DDL runs overlap in time). Every change is applied once on every pair
+   and recorded in each server's history.
+3. A second maintenance run applies nothing; after a change file is edited, a third one reports it (red)
+   and runs nothing.
+4. The SMTP server received the four kinds of notification: started, approval (with the link to the
+   Required Action), failed, succeeded (with the summary).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from datetime import datetime
+from urllib.parse import quote
+
+from altibase_sim.control import start_daemon, stop_daemon
+from altibase_sim.scenarios import seed_replicated_pair
+from tests.airflow_stack import AirflowUI, airflow_env, free_port
+from tests.smtp_sink import SmtpSink
+
+DDL = "altibase_replicated_ddl"
+MAINTENANCE = "altibase_maintenance"
+PAIRS = ("p1", "p2", "p3")
+O1 = "can_stop_active_standby.O1_service_stop_on_active"
+CHANGES = {
+    "0001_add_c3": "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)",
+    "0002_index_c3": "CREATE INDEX SYS.T1_C3_IDX ON SYS.T1 (C3)",
+}
+
+
+def change_file(change_id: str, ddl: str) -> str:
+    return textwrap.dedent(f"""\
+        id: {change_id}
+        approved_by: test (CHG-{change_id[:4]})
+        pairs: all
+        service_mode: can_stop
+        tables: [SYS.T1]
+        ddl: ["{ddl}"]
+        """)
+
+
+def fleet(state_dir: str) -> list[dict]:
+    return [{"name": p, "replication_name": "REP1",
+             "servers": [{"name": f"{p}a", "conn_id": f"altibase_{p}a", "role": "active"},
+                         {"name": f"{p}b", "conn_id": f"altibase_{p}b", "role": "standby"}],
+             "service_control": {"mode": "simulator", "state_dir": state_dir}} for p in PAIRS]
+
+
+def when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def wait_for(ui: AirflowUI, what: str, check, timeout: float = 600):
+    deadline = time.monotonic() + timeout
+    while True:
+        ui.check_running()
+        if result := check():
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def run_to_end(ui: AirflowUI, dag_id: str, run_id: str, timeout: float = 600) -> str:
+    return wait_for(ui, f"{dag_id} {run_id}", lambda: (s := ui.run_state(dag_id, run_id)) in ("success", "failed") and s,
+                    timeout)
+
+
+def ddl_runs(ui: AirflowUI) -> dict[str, dict]:
+    return {r["dag_run_id"]: r for r in ui.api(f"dags/{DDL}/dagRuns?limit=100")["dag_runs"]}
+
+
+def task_state(ui: AirflowUI, dag_id: str, run_id: str, task_id: str) -> str | None:
+    return ui.api(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}")["state"]
+
+
+def task_log(ui: AirflowUI, dag_id: str, run_id: str, task_id: str) -> str:
+    folder = ui.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.rglob("attempt=*.log")))
+
+
+def rows(sim, server: str, sql: str) -> list[tuple]:
+    with sim.connect(server, sysdba=True) as conn:
+        return conn.cursor().execute(sql).fetchall()
+
+
+def test_maintenance_rolls_changes_out_to_a_fleet_with_a_canary_and_lanes_and_notifies(tmp_path):
+    state_dir = tmp_path / "sim"
+    sim = start_daemon(state_dir, [f"{p}{s}" for p in (*PAIRS, "p4") for s in "ab"])
+    changes = tmp_path / "changes"
+    changes.mkdir()
+    for change_id, ddl in CHANGES.items():
+        (changes / f"{change_id}.yaml").write_text(change_file(change_id, ddl))
+    home = tmp_path / "airflow"
+    home.mkdir()
+    ui = AirflowUI(home=home, port=free_port())
+    try:
+        with SmtpSink() as smtp:
+            for p in (*PAIRS, "p4"):
+                seed_replicated_pair(sim, (f"{p}a", f"{p}b"))
+            env = airflow_env(home, ui.port, sim)
+            env.update({"ALTIBASE_PAIRS": json.dumps(fleet(str(state_dir))), "ALTIBASE_CHANGES_DIR": str(changes),
+                        "ALTIBASE_MAINTENANCE_SCHEDULE": "none",
+                        "ALTIBASE_NOTIFY_EMAIL": "dba@example.com", "AIRFLOW_CONN_SMTP_DEFAULT": smtp.connection()})
+            ui.start(env)
+            ui.wait_ready(MAINTENANCE)
+            ui.wait_ready(DDL)
+            for dag_id in (DDL, MAINTENANCE):  # the others (health) stay paused: no load beside the test
+                ui.api(f"dags/{dag_id}", {"is_paused": False}, method="PATCH")
+
+            # 2. the rollout: canary p1, then p2 and p3 side by side (checked below, once it ended)
+            m1 = ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_1", "logical_date": None,
+                                                         "conf": {"concurrency": 2, "canary_pairs": 1}})
+            # 1. meanwhile, on p4 (not in the fleet): a run that waits for a person holds the pair; a second
+            #    run on it is refused naming the first; the person rejects and the pair is given back
+            p4 = {"servers": [{"name": "p4a", "conn_id": "altibase_p4a", "role": "active"},
+                              {"name": "p4b", "conn_id": "altibase_p4b", "role": "standby"}],
+                  "topology": "active_standby", "service_mode": "can_stop", "replication_name": "REP1",
+                  "tables": ["SYS.T2"], "dry_run": False, "service_control": {"mode": "manual"}}
+            ui.api(f"dags/{DDL}/dagRuns", {"dag_run_id": "manual_first", "logical_date": None,
+                                          "conf": {**p4, "ddl": ["ALTER TABLE SYS.T2 ADD COLUMN (C9 INTEGER)"]}})
+            wait_for(ui, "the first run to hold p4", lambda: task_state(ui, DDL, "manual_first", "hold_pair") == "success")
+            ui.api(f"dags/{DDL}/dagRuns", {"dag_run_id": "manual_second", "logical_date": None,
+                                          "conf": {**p4, "ddl": ["ALTER TABLE SYS.T2 ADD COLUMN (C8 INTEGER)"]}})
+            assert run_to_end(ui, DDL, "manual_second") == "failed"
+            assert "held by run 'manual_first'" in task_log(ui, DDL, "manual_second", "run_preflight")
+            assert ui.run_state(DDL, "manual_first") == "running"
+            hitl = f"dags/{DDL}/dagRuns/manual_first/taskInstances/{O1}/-1/hitlDetails"
+            wait_for(ui, "the approval request", lambda: _exists(ui, hitl))
+            ui.api(hitl, {"chosen_options": ["Reject"], "params_input": {}}, method="PATCH")
+            assert run_to_end(ui, DDL, "manual_first") == "failed"
+            assert rows(sim, "p4a", "SELECT COUNT(*) FROM SYS.AIRFLOW_DDL_LOCK") == [(0,)]  # given back
+
+            state = run_to_end(ui, MAINTENANCE, m1["dag_run_id"], timeout=900)
+            assert state == "success", ui.failure_report(MAINTENANCE, "window_1")
+            runs = {rid: r for rid, r in ddl_runs(ui).items() if rid.startswith("maintenance__")}
+            assert sorted(runs) == sorted(f"maintenance__{p}__{c}__window_1" for p in PAIRS for c in CHANGES)
+            assert {r["state"] for r in runs.values()} == {"success"}
+            span = {rid: (when(r["start_date"]), when(r["end_date"])) for rid, r in runs.items()}
+            canary_end = max(end for rid, (_, end) in span.items() if "__p1__" in rid)
+            assert all(start >= canary_end for rid, (start, _) in span.items() if "__p1__" not in rid), span
+            overlap = [(a, b) for a in span for b in span if "__p2__" in a and "__p3__" in b
+                       and span[a][0] < span[b][1] and span[b][0] < span[a][1]]
+            assert overlap, f"the two lanes' DDL runs never overlapped: {span}"
+            for p in PAIRS:
+                for server in (f"{p}a", f"{p}b"):
+                    assert ("C3",) in rows(sim, server, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
+                                                        "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
+                                                        "t.TABLE_NAME = 'T1'"), server
+                    history = rows(sim, server, "SELECT CHANGE_ID, OUTCOME, RUN_ID FROM SYS.AIRFLOW_CHANGE_HISTORY "
+                                                "WHERE REPLICATION_NAME = 'REP1'")
+                    mine = sorted((c, o, r) for c, o, r in history if not c.startswith("manual-"))
+                    assert mine == sorted((c, "applied", f"maintenance__{p}__{c}__window_1") for c in CHANGES), server
+
+            # 3. nothing twice; an edited file is reported, not re-run
+            ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_2", "logical_date": None, "conf": {}})
+            assert run_to_end(ui, MAINTENANCE, "window_2") == "success", ui.failure_report(MAINTENANCE, "window_2")
+            assert "0001_add_c3: applied, 0002_index_c3: applied" in task_log(ui, MAINTENANCE, "window_2", "plan")
+            (changes / "0001_add_c3.yaml").write_text(change_file("0001_add_c3", "ALTER TABLE SYS.T1 ADD COLUMN (C3 BIGINT)"))
+            ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_3", "logical_date": None, "conf": {}})
+            assert run_to_end(ui, MAINTENANCE, "window_3") == "failed"
+            report = task_log(ui, MAINTENANCE, "window_3", "report")
+            assert all(f"{p}/0001_add_c3: edited" in report for p in PAIRS), report
+            assert len([r for r in ddl_runs(ui) if r.startswith("maintenance__")]) == len(runs)
+
+            # 4. the four kinds of notification
+            mails = smtp.received()
+            kinds = {kind: [m for m in mails if f"] {kind}:" in m.subject] for kind in
+                     ("STARTED", "APPROVAL", "FAILED", "SUCCEEDED")}
+            assert all(kinds.values()), [m.subject for m in mails]
+            assert all(m.to == ["dba@example.com"] for m in mails)
+            assert any("/required_actions" in m.body and "manual_first" in m.body for m in kinds["APPROVAL"])
+            assert any("held by run 'manual_first'" in m.body or "Nothing was changed" in m.body
+                       for m in kinds["FAILED"])
+            assert any("time in admin mode per server" in m.body and "change 0001_add_c3" in m.subject
+                       for m in kinds["SUCCEEDED"])
+    finally:
+        leftovers = ui.stop()
+        stop_daemon(state_dir)
+        assert not leftovers, f"processes of this Airflow still running after stop: {leftovers}"
+
+
+def _exists(ui: AirflowUI, path: str) -> bool:
+    import urllib.error
+
+    try:
+        ui.api(path)
+        return True
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404, exc
+        return False
