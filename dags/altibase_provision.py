@@ -1,7 +1,7 @@
 """
 # Provision Altibase: pods, volumes, Services and a replicated pair proven to work
 
-The seed's page of YAML and `kubectl` (`procedures.md` §4, P1–P7) as one parameterised, repeatable
+The seed's page of YAML and `kubectl` (`docs/procedures.md`, P1–P7) as one parameterised, repeatable
 run. With `dry_run` (the default) it renders and shows everything it would send, and stops.
 
 | task | step | what it does |

@@ -2,7 +2,7 @@
 # DDL on replicated Altibase tables
 
 Runs the vendor's procedure for DDL on tables under replication, with every replication property at
-its default (`procedures.md` §1–3), as a task graph:
+its default (`docs/procedures.md`), as a task graph:
 
 | variant | steps |
 |---|---|
@@ -32,8 +32,13 @@ replicated, the service back onto a whole pair whose data agree — or a precise
 a server down, what is safe on the survivor), and **summary** (every statement, per server, with time in
 admin mode, and whether the application service is as it was).
 
-One run at a time (`max_active_runs=1`): a second trigger waits in the queue; a run of another Airflow
-on the same pair is refused by the lock.
+Runs on different pairs go side by side; a second run on the same pair — of this Airflow or another —
+is refused by the pair's lock, naming the first. With `not_before` / `not_after` (a maintenance window;
+the maintenance DAG sets `not_after`), **wait_for_window** waits for the window to open without holding a
+worker and refuses a run not expected to end before it closes; nothing is held or changed before. A run
+that held the pair, or found its DDL applied, is recorded in the pair's history
+(`SYS.AIRFLOW_CHANGE_HISTORY`). Notifications (started, approval, succeeded, failed) go to the channels
+set in the environment (README, "Scheduled maintenance").
 """
 
 from __future__ import annotations

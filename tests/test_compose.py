@@ -217,6 +217,6 @@ def test_what_the_readme_promises_is_in_the_compose_file(compose, services):
     profiles = set(re.findall(r"--profile (\w+)", readme))
     assert profiles and profiles <= {p for s in services.values() for p in s.get("profiles", [])}
     env = services["airflow-scheduler"]["environment"]
-    for variable in set(re.findall(r"`((?:AIRFLOW_CONN|ALTIBASE_HEALTH)_[A-Z0-9_]+)`", readme)):
+    for variable in set(re.findall(r"`((?:AIRFLOW_CONN|ALTIBASE_HEALTH|ALTIBASE_PAIRS|ALTIBASE_MAINTENANCE|ALTIBASE_NOTIFY)[A-Z0-9_]*)`", readme)):
         assert variable in env or variable.endswith("_<ID>"), variable
     assert json.loads(env["AIRFLOW_CONN_ALTIBASE_NODE1"])  # well-formed JSON

@@ -69,8 +69,15 @@ class AltibaseRunNotifier(BaseNotifier):
         return subject, "\n".join(lines)
 
     def notify(self, context: Any) -> None:
-        subject, body = self.compose(context)
-        for name, send in channels().items():
+        configured = channels()
+        if not configured:
+            return
+        try:
+            subject, body = self.compose(context)
+        except Exception as exc:  # noqa: BLE001 - e.g. no [api] base_url for the link: never fail the step
+            self.log.warning("could not compose the %s notification: %s", self.kind, exc)
+            return
+        for name, send in configured.items():
             try:
                 send(subject, body, context)
                 self.log.info("notified %s (%s): %s", name, self.kind, subject)

@@ -1,4 +1,4 @@
-"""Preflight: read-only gates before anything changes (procedures.md, "before you start").
+"""Preflight: read-only gates before anything changes (docs/procedures.md, docs/altibase-rules.md).
 
 Every problem is named at once, with what to do about it; nothing is changed when one is found.
 """

@@ -1,4 +1,4 @@
-"""DDL on replicated tables: the vendor's procedure (procedures.md §1-3) as data.
+"""DDL on replicated tables: the vendor's procedure (docs/procedures.md) as data.
 
 One model, many views: the DAG's task graph, the dry-run plan, the README's step table and the tests
 are all derived from ``procedure(topology, service_mode)`` — a list of *stages* of *blocks*; a block
@@ -227,7 +227,7 @@ def procedure(topology: str, service_mode: str) -> list[list[Block]]:
             *_leave_sql_apply((a1, a2)),
             [_one(_service("R13", a1, "restore", "redistribute the service as it was before", **{a1: a1, a2: a2}))],
         ]
-    # Extension (procedures.md §2): Active-Standby when the service cannot stop. The standby goes
+    # Extension (docs/procedures.md): Active-Standby when the service cannot stop. The standby goes
     # first (it carries no service and does not send); then the service switches over to it and it
     # sends to the active while the active takes its turn; finally the service returns and the
     # standby stops sending again, as an Active-Standby pair should.
@@ -272,3 +272,15 @@ VARIANTS = [(t, m) for m in SERVICE_MODES for t in TOPOLOGY_ROLES]
 
 def variant_id(topology: str, service_mode: str) -> str:
     return f"{service_mode}_{topology}"
+
+
+def procedure_table_md(topology: str, service_mode: str) -> str:
+    """One variant as a Markdown table: task (in the DAG's graph) → the manual's steps it runs, on which
+    server. docs/procedures.md holds these tables; a test keeps them equal to the model."""
+    group = variant_id(topology, service_mode)
+    lines = ["| stage | task | steps (manual id — what, on which server) |", "|---|---|---|"]
+    for number, stage in enumerate(procedure(topology, service_mode), start=1):
+        for block in stage:
+            steps = "<br>".join(f"**{s.step_id}** — {s.title}, on the {s.role}" for s in block.steps)
+            lines.append(f"| {number} | `{group}.{block.task_id}` | {steps} |")
+    return "\n".join(lines)

@@ -100,33 +100,49 @@ def read_lock(session: Any, replication_name: str) -> Lock | None:
 
 def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[str, str]:
     """Hold the pair for this run on every server, or PairLockedError naming the holder. A lock of the
-    same request left by a failed run is taken over only with ``recover=true``."""
+    same request left by a failed run is taken over only with ``recover=true``.
+
+    Servers are taken in name order, so two runs racing for one pair meet on the same server first;
+    a run refused on its second server gives back the first before it fails (it never leaves half a lock)."""
     key = request_key(request)
     taken: dict[str, str] = {}
-    for server in request.servers:
-        with _hook(server).session() as session:
-            _ensure_tables(session)
-            current = read_lock(session, request.replication_name)
-            now = int(time.time())
-            if current is None:
+    try:
+        for server in sorted(request.servers, key=lambda s: s.name):
+            with _hook(server).session() as session:
+                _ensure_tables(session)
+                current = read_lock(session, request.replication_name)
+                now = int(time.time())
+                if current is None:
+                    try:
+                        session.execute(render_sql("records/take_lock.sql"),
+                                        (request.replication_name, key, run_id, holder, now))
+                    except AltibaseServerError as exc:
+                        if exc.code != _TAKEN:
+                            raise
+                        current = read_lock(session, request.replication_name)
+                        raise PairLockedError(_locked_message(request, server, current, key)) from None
+                    taken[server.name] = "taken"
+                elif current.run_id == run_id:
+                    taken[server.name] = "already held by this run"
+                elif current.request_key == key and request.recover:
+                    session.execute(render_sql("records/take_over_lock.sql"),
+                                    (run_id, holder, now, request.replication_name, key))
+                    log.info("%s: took over the lock of %s (recover=true, same request)", server.name,
+                             current.describe())
+                    taken[server.name] = f"taken over from {current.run_id}"
+                else:
+                    raise PairLockedError(_locked_message(request, server, current, key))
+    except Exception:
+        for server in request.servers:
+            if taken.get(server.name) == "taken":
                 try:
-                    session.execute(render_sql("records/take_lock.sql"),
-                                    (request.replication_name, key, run_id, holder, now))
-                except AltibaseServerError as exc:
-                    if exc.code != _TAKEN:
-                        raise
-                    current = read_lock(session, request.replication_name)
-                    raise PairLockedError(_locked_message(request, server, current, key)) from None
-                taken[server.name] = "taken"
-            elif current.run_id == run_id:
-                taken[server.name] = "already held by this run"
-            elif current.request_key == key and request.recover:
-                session.execute(render_sql("records/take_over_lock.sql"),
-                                (run_id, holder, now, request.replication_name, key))
-                log.info("%s: took over the lock of %s (recover=true, same request)", server.name, current.describe())
-                taken[server.name] = f"taken over from {current.run_id}"
-            else:
-                raise PairLockedError(_locked_message(request, server, current, key))
+                    with _hook(server).session() as session:
+                        session.execute(render_sql("records/release_lock.sql"), (request.replication_name, run_id))
+                    log.info("%s: gave back this run's lock (the pair could not be held whole)", server.name)
+                except Exception as exc:  # noqa: BLE001 - the original error matters more; say what is left
+                    log.warning("%s: could not give back this run's lock: %s (delete its row by hand: "
+                                "DELETE FROM %s WHERE RUN_ID = '%s')", server.name, exc, LOCK_TABLE, run_id)
+        raise
     log.info("the pair is held for run %s: %s", run_id, taken)
     return taken
 

@@ -29,7 +29,7 @@ from altibase_ops.sys_password import (
     is_dns_subdomain,
 )
 
-# The roles of a pair's two servers, per topology (procedures.md §1-2).
+# The roles of a pair's two servers, per topology (docs/procedures.md).
 TOPOLOGY_ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "active2")}
 SERVICE_MODES = ("can_stop", "rolling")
 SERVICE_CONTROL_MODES = ("manual", "kubernetes", "simulator")

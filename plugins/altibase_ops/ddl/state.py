@@ -10,7 +10,7 @@ from altibase_ops.ddl.statements import DdlStatement, InvalidDdlError, is_applie
 from altibase_ops.state.server import ServerState, read_state
 
 CLIENT_INFO = "airflow:altibase_replicated_ddl"
-# The replication properties the procedure assumes at their defaults (procedures.md, altibase-facts.md).
+# The replication properties the procedure assumes at their defaults (docs/procedures.md, docs/altibase-rules.md).
 DEFAULT_PROPERTIES = {"REPLICATION_DDL_ENABLE": 0, "REPLICATION_DDL_ENABLE_LEVEL": 0, "REPLICATION_DDL_SYNC": 0,
                       "REPLICATION_SQL_APPLY_ENABLE": 0}
 

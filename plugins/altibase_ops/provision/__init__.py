@@ -1,4 +1,4 @@
-"""Provisioning (procedures.md §4, P1–P7) and its undo: ``altibase_provision`` and ``altibase_teardown``.
+"""Provisioning (docs/procedures.md, P1–P7) and its undo: ``altibase_provision`` and ``altibase_teardown``.
 
 Modules: ``tables``/``spec`` (the validated parameters), ``manifests`` (the Kubernetes objects),
 ``kube_apply`` (create-or-update, readiness, teardown in a cluster), ``simulator_target`` (the same in

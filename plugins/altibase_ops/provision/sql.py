@@ -22,7 +22,7 @@ from altibase_ops.sql.templates import render_sql
 
 @dataclass(frozen=True)
 class NodeStatement:
-    """One SQL statement for one node. ``step`` maps it back to procedures.md (P6, P7)."""
+    """One SQL statement for one node. ``step`` maps it back to docs/procedures.md (P6, P7)."""
 
     step: str
     node: str

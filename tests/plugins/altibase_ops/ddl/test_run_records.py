@@ -111,3 +111,17 @@ def test_the_summary_says_whether_the_application_service_is_as_before(steps, re
     from altibase_ops.ddl.summary import service_statement
 
     assert expected in service_statement(steps, restored)
+
+
+def test_a_run_refused_on_its_second_server_gives_back_the_first(pair):
+    """Two runs racing for one pair: the loser holds nothing afterwards (never half a lock)."""
+    first = request_for(pair, "active_standby", "can_stop")
+    take_lock(first, "run-A", "this airflow", log)
+    with pair.connect("node1", sysdba=True) as conn:  # as if run A had taken node2 only so far
+        conn.cursor().execute("DELETE FROM SYS.AIRFLOW_DDL_LOCK")
+    other = request_for(pair, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C4 INTEGER)"])
+    with pytest.raises(PairLockedError, match="on node2 is held by run 'run-A'"):
+        take_lock(other, "run-B", "another airflow", log)
+    for node, holders in (("node1", []), ("node2", [("run-A",)])):
+        with pair.connect(node, sysdba=True) as conn:
+            assert conn.cursor().execute("SELECT RUN_ID FROM SYS.AIRFLOW_DDL_LOCK").fetchall() == holders, node
