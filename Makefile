@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps demo demo-simulator test lint bench clean
+.PHONY: venv system-deps demo demo-simulator ui ui-stop test lint bench clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+# Airflow's UI on this machine, on the simulator (background processes; `make ui-stop` ends them)
+ui: venv
+	$(BIN)/python scripts/ui.py start
+
+ui-stop:
+	test ! -x $(BIN)/python || $(BIN)/python scripts/ui.py stop
 
 demo-simulator: venv
 	$(BIN)/python -m altibase_sim.demo

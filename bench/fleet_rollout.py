@@ -1,7 +1,8 @@
 """One DDL across a fleet of 20 simulator pairs against the same DDL on one pair, through the
 maintenance DAG under a real Airflow (api-server, scheduler with LocalExecutor, dag-processor,
 triggerer; SQLite), in one run. Prints the wall time of each maintenance run, side by side, the ratio,
-and where the time goes (the DDL runs' own durations, the task processes started, the CPU they used).
+and where the time goes (the DDL runs' own durations, the task processes started, the machine's busy
+CPU time during each run).
 
     .venv/bin/python bench/fleet_rollout.py [--pairs 20] [--concurrency 20] [--keep]
 
@@ -29,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from altibase_sim.control import start_daemon, stop_daemon  # noqa: E402
 from altibase_sim.scenarios import seed_replicated_pair  # noqa: E402
-from tests.airflow_stack import AirflowUI, airflow_env, free_port  # noqa: E402
+from scripts.local_airflow import AirflowUI, airflow_env, free_port  # noqa: E402
 
 DDL_DAG, MAINTENANCE = "altibase_replicated_ddl", "altibase_maintenance"
 DDL = "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"
@@ -44,16 +45,11 @@ def when(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def cpu_seconds(ui: AirflowUI) -> float:
-    """User+system CPU of every process of this Airflow that ended so far (its components' children)."""
-    total = 0.0
-    for proc in ui.processes.values():
-        try:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
-        except OSError:
-            pass
-    return total
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (all cores; /proc/stat), so far."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def patient(call, *args):
@@ -68,7 +64,7 @@ def patient(call, *args):
 
 
 def rollout(ui: AirflowUI, run_id: str, concurrency: int) -> dict:
-    cpu0 = cpu_seconds(ui)
+    cpu0 = busy_cpu_seconds()
     ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": run_id, "logical_date": None,
                                            "conf": {"concurrency": concurrency, "canary_pairs": 0}})
     while (state := patient(ui.run_state, MAINTENANCE, run_id)) not in ("success", "failed"):
@@ -83,7 +79,7 @@ def rollout(ui: AirflowUI, run_id: str, concurrency: int) -> dict:
                      )["total_entries"] for r in ddl)
     return {"wall": when(run["end_date"]) - when(run["start_date"]), "ddl_runs": len(ddl),
             "ddl_mean": sum(durations) / len(durations), "ddl_max": durations[-1], "tasks_run": tis,
-            "cpu": cpu_seconds(ui) - cpu0}
+            "cpu": busy_cpu_seconds() - cpu0}
 
 
 def main() -> None:
@@ -135,9 +131,13 @@ def main() -> None:
     print(f"{'':<28}{'1 pair':>10}{f'{args.pairs} pairs':>12}")
     for label, key in (("maintenance run, wall (s)", "wall"), ("DDL runs", "ddl_runs"),
                        ("DDL run, mean (s)", "ddl_mean"), ("DDL run, longest (s)", "ddl_max"),
-                       ("task processes run", "tasks_run"), ("CPU of Airflow (s)", "cpu")):
+                       ("task processes run", "tasks_run"), ("CPU busy, all cores (s)", "cpu")):
         print(f"{label:<28}{one[key]:>10.1f}{many[key]:>12.1f}")
-    print(f"cores: {os.cpu_count()}; concurrency {args.concurrency}; no canary")
+    cores = os.cpu_count() or 1
+    print(f"cores: {cores}; concurrency {args.concurrency}; no canary")
+    print(f"CPU per task process (s): {one['cpu'] / one['tasks_run']:.2f} (1 pair), "
+          f"{many['cpu'] / many['tasks_run']:.2f} ({args.pairs} pairs); the {args.pairs}-pair run kept the cores "
+          f"{100 * many['cpu'] / (many['wall'] * cores):.0f} % busy")
     print(f"fleet_one_pair_s {one['wall']:.2f}")
     print(f"fleet_{args.pairs}_pairs_s {many['wall']:.2f}")
     print(f"fleet_ratio {many['wall'] / one['wall']:.2f}")

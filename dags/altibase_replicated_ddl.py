@@ -98,35 +98,63 @@ with DAG(
     doc_md=__doc__,
     template_searchpath=[str(SQL_DIR)],
     user_defined_filters={**SQL_FILTERS, **DDL_SQL_FILTERS},
+    # The trigger form, in the order a DBA fills it in: what, where, how, then the safety settings.
     params={
+        "tables": Param(["SYS.T1"], type="array", items={"type": "string"}, minItems=1, title="Tables",
+                        section="What", description="USER.TABLE, each in the replication on every server.", **DRAFT7),
+        "ddl": Param(["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"], type="array", items={"type": "string"},
+                     minItems=1, title="DDL statements", section="What",
+                     description="One statement per entry, each on a listed table (ALTER TABLE … ADD COLUMN (…) "
+                                 "/ DROP COLUMN / MODIFY COLUMN (…), CREATE/DROP INDEX, TRUNCATE TABLE).", **DRAFT7),
+        # Default true: triggering with the defaults shows the plan and changes nothing; a change needs
+        # a person to untick it on purpose.
+        "dry_run": Param(True, type="boolean", title="Dry run (plan only)", section="What",
+                         description="Show every statement per server (task plan) and change nothing. Untick to "
+                                     "run the procedure.", **DRAFT7),
         "servers": Param(
             [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
              {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
-            type="array", items=SERVER_SCHEMA, minItems=2, maxItems=2, title="Servers",
-            description="The pair: name, Airflow connection id and role (active/standby or active1/active2).", **DRAFT7),
+            type="array", items=SERVER_SCHEMA, minItems=2, maxItems=2, title="Servers", section="Where",
+            description="The pair: each server's name, Airflow connection id and role (active/standby, or "
+                        "active1/active2). The pairs of ALTIBASE_PAIRS are listed in the README.", **DRAFT7),
         "topology": Param("active_standby", enum=["active_standby", "active_active"], title="Topology",
-                          description="active_standby: only the active carries the service and sends; "
-                                      "active_active: both do.", **DRAFT7),
-        "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode",
-                              description="can_stop: O1–O9. rolling: the service stays up (R1–R13, SQL apply mode).", **DRAFT7),
+                          section="Where", description="active_standby: only the active carries the service and "
+                                                       "sends; active_active: both do.", **DRAFT7),
         "replication_name": Param("REP1", type="string", pattern="^[A-Za-z][A-Za-z0-9_]{0,39}$",
-                                  title="Replication name", **DRAFT7),
-        "tables": Param(["SYS.T1"], type="array", items={"type": "string"}, minItems=1, title="Tables",
-                        description="USER.TABLE, each in the replication on every server.", **DRAFT7),
-        "ddl": Param(["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"], type="array", items={"type": "string"},
-                     minItems=1, title="DDL statements",
-                     description="One statement per entry, each on a listed table (ALTER TABLE … ADD COLUMN (…) "
-                                 "/ DROP COLUMN / MODIFY COLUMN (…), CREATE/DROP INDEX, TRUNCATE TABLE).", **DRAFT7),
-        "service_control": Param({"mode": "manual"}, type="object", title="Service control",
-                                 description='{"mode": "manual"} asks a person (approval in the UI); '
-                                             '{"mode": "kubernetes", "namespace": …, "services": {server: '
-                                             'Service}, "deployments": {server: Deployment}, '
-                                             '"server_selectors": {server: {labels}}}; '
-                                             '{"mode": "simulator", "state_dir": …}.', **DRAFT7),
-        "runner": Param("local", enum=["local", "kubernetes"], title="iSQL runner",
+                                  title="Replication name", section="Where", **DRAFT7),
+        "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode", section="How",
+                              description="can_stop: the application stops for the change (O1–O9). rolling: it "
+                                          "stays up, one server at a time (R1–R13, SQL apply mode).", **DRAFT7),
+        "service_control": Param({"mode": "manual"}, type="object", title="Service control", section="How",
+                                 description='Who stops and resumes the application. {"mode": "manual"}: a person, '
+                                             'asked in Required Actions. {"mode": "simulator"}: the simulator\'s '
+                                             'load (make ui, the tests). {"mode": "kubernetes", "namespace": …, '
+                                             '"services": {server: Service}, "deployments": {server: '
+                                             'Deployment}, "server_selectors": {server: {labels}}}: the '
+                                             'Services\' endpoints (README, "service control").', **DRAFT7),
+        "runner": Param("local", enum=["local", "kubernetes"], title="iSQL runner", section="How",
                         description="local: the Connection's client on the worker (the real `is` for an odbc "
                                     "Connection, isql-sim for the simulator). kubernetes: a pod per step from the "
                                     "altibase image.", **DRAFT7),
+        "recover": Param(False, type="boolean", title="Recover first", section="Safety",
+                         description="Run the restore path before preflight: for a run that follows a failed "
+                                     "one (admin mode left on, replication left stopped). Never needed otherwise.", **DRAFT7),
+        "gap_timeout_seconds": Param(300, type="integer", minimum=1, title="Gap wait (seconds)", section="Safety",
+                                     description="How long the replication gap may take to reach 0 before a step "
+                                                 "gives up (and restore runs).", **DRAFT7),
+        "sessions_timeout_seconds": Param(300, type="integer", minimum=1, title="Sessions wait (seconds)",
+                                          section="Safety",
+                                          description="How long to wait for the application's sessions to end "
+                                                      "after the service stopped (O1, R1d).", **DRAFT7),
+        "approval_timeout_minutes": Param(60, type="integer", minimum=1, title="Approval wait (minutes)",
+                                          section="Safety",
+                                          description="Manual service control: how long a request waits for a "
+                                                      "person; then the run stops and restore runs.", **DRAFT7),
+        "flush_wait_seconds": Param(60, type="integer", minimum=1, title="FLUSH WAIT (seconds)", section="Safety",
+                                    description="The n of ALTER REPLICATION … FLUSH WAIT n.", **DRAFT7),
+        "poke_interval_seconds": Param(5, type="number", minimum=0.1, title="Sensor poke interval (seconds)",
+                                       section="Safety", description="How often a wait reads the server again.",
+                                       **DRAFT7),
         "pod_namespace": Param("default", type="string", title="iSQL pods: namespace", section="Runner kubernetes",
                                **DRAFT7),
         "password_secret_name": Param(DEFAULT_SECRET_NAME, type="string", title="iSQL pods: SYS password Secret",
@@ -136,17 +164,9 @@ with DAG(
         "password_secret_key": Param(DEFAULT_SECRET_KEY, type="string", title="iSQL pods: key in the Secret",
                                      section="Runner kubernetes", **DRAFT7),
         "pod_startup_timeout_seconds": Param(DEFAULT_POD_STARTUP_TIMEOUT, type="integer", minimum=1,
-                                             title="iSQL pods: startup timeout (s)", section="Runner kubernetes",
+                                             title="iSQL pods: startup timeout (seconds)", section="Runner kubernetes",
                                              description="Includes a node's first pull of the altibase image.",
                                              **DRAFT7),
-        "gap_timeout_seconds": Param(300, type="integer", minimum=1, title="Gap wait (s)", **DRAFT7),
-        "sessions_timeout_seconds": Param(300, type="integer", minimum=1, title="Sessions wait (s)", **DRAFT7),
-        "approval_timeout_minutes": Param(60, type="integer", minimum=1, title="Approval wait (min)", **DRAFT7),
-        "flush_wait_seconds": Param(60, type="integer", minimum=1, title="FLUSH WAIT (s)", **DRAFT7),
-        "poke_interval_seconds": Param(5, type="number", minimum=0.1, title="Sensor poke interval (s)", **DRAFT7),
-        # Default true: triggering with the defaults shows the plan and changes nothing; a change needs
-        # a person to untick it on purpose.
-        "dry_run": Param(True, type="boolean", title="Dry run (plan only)", **DRAFT7),
         "not_before": Param(None, type=["null", "string"], title="Window opens (UTC, ISO 8601)",
                             section="Maintenance window and change",
                             description="Wait (without holding a worker) until then before holding the pair. "
@@ -160,9 +180,6 @@ with DAG(
                                        "history (SYS.AIRFLOW_CHANGE_HISTORY). Empty for a manual run.", **DRAFT7),
         "change_checksum": Param("", type="string", title="Change checksum", section="Maintenance window and change",
                                  description="Set by the maintenance DAG with change_id.", **DRAFT7),
-        "recover": Param(False, type="boolean", title="Recover first",
-                         description="Run the restore path before preflight: for a run that follows a failed "
-                                     "one (admin mode left on, replication left stopped). Never needed otherwise.", **DRAFT7),
     },
 ) as dag:
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.airflow_stack import ARTIFACTS, AirflowUI, airflow_env, free_port
+from scripts.local_airflow import ARTIFACTS, AirflowUI, airflow_env, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

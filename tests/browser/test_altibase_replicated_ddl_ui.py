@@ -19,7 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from altibase_sim.dbapi import ProgrammingError
 from altibase_sim.scenarios import seed_replicated_pair
-from tests.airflow_stack import ARTIFACTS
+from scripts.local_airflow import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from altibase_sim.control import start_daemon, stop_daemon
 from altibase_sim.scenarios import seed_replicated_pair
-from tests.airflow_stack import AirflowUI, airflow_env, free_port
+from scripts.local_airflow import AirflowUI, airflow_env, free_port
 from tests.smtp_sink import SmtpSink
 
 DDL = "altibase_replicated_ddl"

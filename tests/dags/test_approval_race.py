@@ -16,7 +16,7 @@ import time
 import urllib.error
 from urllib.parse import quote
 
-from tests.airflow_stack import AirflowUI, airflow_env, free_port
+from scripts.local_airflow import AirflowUI, airflow_env, free_port
 
 DAG_ID = "approval_race"
 RUNS = 20

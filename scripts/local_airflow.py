@@ -1,4 +1,5 @@
-"""A local Airflow for tests that need a real scheduler (the browser test, the approval race):
+"""A local Airflow with a real scheduler, for `make ui` and for the tests that need one (the browser test,
+the approval race, scheduled maintenance):
 api-server, scheduler, dag-processor and triggerer as separate processes (SQLite, LocalExecutor), with
 their own AIRFLOW_HOME, ports and Connections.
 
