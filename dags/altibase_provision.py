@@ -12,13 +12,15 @@ run. With `dry_run` (the default) it renders and shows everything it would send,
 | **wait_until_ready** | — | reschedules until every pod is Ready and rolled out (fails at once on a bad image, missing Secret, crash loop) and each node accepts a login through its Connection |
 | **inspect** | — | reads every node first; refuses a table or replication that exists with another definition (other columns, other peer, other tables) |
 | **p6_create_objects** | P6 | per node, one iSQL script: `CREATE TABLE …`, then (pair) `CREATE REPLICATION rep WITH '<the other node's Service>', 20301 FROM sys.t TO sys.t` (existing ones count as done) |
-| **p6_start_replication** | P6 | `ALTER REPLICATION rep START` on every node, once both have the object (already started counts as done) |
-| **p7_proof** | P7 | per direction: insert a row on the origin, wait for gap 0 there, wait until the peer shows it, remove it (a teardown task: it runs whenever the insert succeeded, and only then) |
-| **verify** | — | tables and started replication on every node, no proof row left anywhere |
+| **p6_start_replication** | P6 | `ALTER REPLICATION rep START` on every sending node, once both have the object (already started counts as done): node1 only with `replication_roles = active_standby` (the default: the pair the DDL DAG expects), both with `active_active` |
+| **p7_proof** | P7 | per sending node: insert a row there, wait for gap 0 there, wait until the peer shows it, remove it (a teardown task: it runs whenever the insert succeeded, and only then) |
+| **verify** | — | tables on every node, the replication started on the senders only, no proof row left anywhere; logs the pair in the DDL DAG's terms (servers with roles, replication) for `ALTIBASE_PAIRS` |
 
 Params: `name`, `namespace`, `image` (pinned), `topology` (single | pair), `workload` (deployment |
 statefulset | pod), `storage` (emptydir | nfs with server and paths | pvc with class and size), ports,
-the Secret with the SYS password, `tables` (default the seed's `t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)`),
+the Secret with the SYS password, `tables` (default the seed's `t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)` and
+a `t2` like it: the DDL DAG never has to take a replication's last table out), `replication_roles`
+(`active_standby`, the default: node1 sends, node2 receives; `active_active`: both send),
 `replication_name` (default `rep1`), `target` (kubernetes | simulator), the iSQL `runner`
 (local | kubernetes), one `altibase` Connection per node, the Kubernetes connection, waits, `dry_run`.
 

@@ -51,13 +51,13 @@ import pendulum
 from airflow.sdk import DAG, Label, Param, TriggerRule, task
 
 from altibase_ops.ddl.operators import (
+    DdlPlanOperator,
     VariantBranchOperator,
     audit_records,
     build_variant,
     preflight_start_times,
     step_task_ids,
 )
-from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS, procedure
 from altibase_ops.ddl.records import holder_name, release_lock, take_lock
@@ -70,6 +70,7 @@ from altibase_ops.ddl.window import MaintenanceWindowOperator
 from altibase_ops.maintenance.history import record_outcome
 from altibase_ops.notify import notify
 from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT
+from altibase_ops.pairs import pairs_from_env
 from altibase_ops.sql.templates import SQL_DIR, SQL_FILTERS
 from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
 
@@ -111,6 +112,10 @@ with DAG(
         "dry_run": Param(True, type="boolean", title="Dry run (plan only)", section="What",
                          description="Show every statement per server (task plan) and change nothing. Untick to "
                                      "run the procedure.", **DRAFT7),
+        "pair": Param("", enum=["", *(p["name"] for p in pairs_from_env())], title="Pair (from ALTIBASE_PAIRS)",
+                      section="Where",
+                      description="A configured pair by name: its servers, topology, replication and service "
+                                  "control. Empty: the three fields below say where.", **DRAFT7),
         "servers": Param(
             [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
              {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
@@ -125,9 +130,9 @@ with DAG(
         "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode", section="How",
                               description="can_stop: the application stops for the change (O1–O9). rolling: it "
                                           "stays up, one server at a time (R1–R13, SQL apply mode).", **DRAFT7),
-        "service_control": Param({"mode": "manual"}, type="object", title="Service control", section="How",
-                                 description='Who stops and resumes the application. {"mode": "manual"}: a person, '
-                                             'asked in Required Actions. {"mode": "simulator"}: the simulator\'s '
+        "service_control": Param({}, type="object", title="Service control", section="How",
+                                 description='Who stops and resumes the application. {} (empty): the pair\'s, or '
+                                             'else a person. {"mode": "manual"}: a person, asked in Required Actions. {"mode": "simulator"}: the simulator\'s '
                                              'load (make ui, the tests). {"mode": "kubernetes", "namespace": …, '
                                              '"services": {server: Service}, "deployments": {server: '
                                              'Deployment}, "server_selectors": {server: {labels}}}: the '
@@ -204,13 +209,6 @@ with DAG(
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def run_preflight(**context) -> dict:
         return preflight(DdlRequest.from_params(context["params"]), log)
-
-    @task
-    def plan(**context) -> list[dict]:
-        request = DdlRequest.from_params(context["params"])
-        steps = plan_ddl_run(request)
-        log.info("%s", format_ddl_plan(request, steps))
-        return [vars(s) for s in steps]
 
     @task.short_circuit(ignore_downstream_trigger_rules=True)
     def stop_if_dry_run(**context) -> bool:
@@ -296,7 +294,7 @@ with DAG(
     validated = validate_params()
     recovered = recover_leftovers()
     checked = run_preflight()
-    planned = plan()
+    planned = DdlPlanOperator(task_id="plan")  # the plan is also its Rendered Templates tab
     gate = stop_if_dry_run()
     branch = VariantBranchOperator(task_id="choose_variant")
     window = MaintenanceWindowOperator(task_id="wait_for_window")

@@ -47,8 +47,10 @@ class AltibaseRunNotifier(BaseNotifier):
         self.message = message
 
     def compose(self, context: Any) -> tuple[str, str]:
+        from altibase_ops.ddl.request import from_pair
+
         ti = context["ti"]
-        params = context.get("params") or {}
+        params = from_pair(dict(context.get("params") or {}))  # a run given a pair by name: its servers
         servers = ", ".join(f"{s.get('name')} ({s.get('role')})" for s in params.get("servers") or [])
         where = f"replication {params.get('replication_name')} on {servers}"
         change = f" — change {params['change_id']}" if params.get("change_id") else ""
@@ -90,23 +92,23 @@ def channels(environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     out: dict[str, Any] = {}
     if to := [a.strip() for a in environ.get(EMAIL_ENV, "").split(",") if a.strip()]:
-        conn_id = environ.get(SMTP_CONN_ENV, "").strip() or "smtp_default"
+        smtp_conn_id = environ.get(SMTP_CONN_ENV, "").strip() or "smtp_default"
 
         def email(subject: str, body: str, context: Any) -> None:
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
             SmtpNotifier(to=to, subject=subject, html_content=f"<pre>{html.escape(body)}</pre>",
-                         smtp_conn_id=conn_id).notify(context)
+                         smtp_conn_id=smtp_conn_id).notify(context)
 
         out[f"email {', '.join(to)}"] = email
-    if conn_id := environ.get(APPRISE_CONN_ENV, "").strip():
+    if apprise_conn_id := environ.get(APPRISE_CONN_ENV, "").strip():
 
         def apprise(subject: str, body: str, context: Any) -> None:
             from airflow.providers.apprise.notifications.apprise import AppriseNotifier
 
-            AppriseNotifier(title=subject, body=body, apprise_conn_id=conn_id).notify(context)
+            AppriseNotifier(title=subject, body=body, apprise_conn_id=apprise_conn_id).notify(context)
 
-        out[f"apprise {conn_id}"] = apprise
+        out[f"apprise {apprise_conn_id}"] = apprise
     return out
 
 

@@ -1,19 +1,24 @@
 """Fixtures of the browser tests.
 
-``airflow_ui``: a local Airflow (``airflow_stack``) whose Connections point at the ``sim`` fixture's
-servers. ``browser_page``: a page of Debian's Chromium driven by Playwright (no browser is ever
+``newcomer``: ``make ui``'s Airflow and simulator (started and stopped as a newcomer does). ``browser_page``: a page of Debian's Chromium driven by Playwright (no browser is ever
 downloaded) with a fresh profile; when the test fails, its last screen is saved as failure.png.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from scripts.local_airflow import ARTIFACTS, AirflowUI, airflow_env, free_port
+from altibase_sim.control import SimulatorControl, daemon_info
+from scripts.local_airflow import ARTIFACTS, ROOT, AirflowUI, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -21,20 +26,36 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @pytest.fixture
-def airflow_ui(sim, tmp_path) -> Iterator[AirflowUI]:
-    home = tmp_path / "airflow"
-    home.mkdir()
-    ui = AirflowUI(home=home, port=free_port())
+def newcomer(tmp_path) -> Iterator[tuple[AirflowUI, SimulatorControl]]:
+    """What a newcomer gets from ``make ui`` (``scripts/ui.py start``, in its own folder here): the URL on a
+    line of its own, a running Airflow and the simulator's pair. Afterwards ``make ui-stop``
+    (``scripts/ui.py stop``) must leave no process of it behind."""
+    env = {**os.environ, "ALTIBASE_UI_DIR": str(tmp_path / "ui")}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    started = subprocess.run([sys.executable, str(ROOT / "scripts" / "ui.py"), "start", "--port", str(free_port())],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    (ARTIFACTS / "00_make_ui.txt").write_text(started.stdout + started.stderr)
+    state_file = tmp_path / "ui" / "ui.json"
     try:
-        ui.start(airflow_env(home, ui.port, sim))
-        yield ui
+        assert started.returncode == 0, started.stdout + started.stderr
+        urls = [line for line in started.stdout.splitlines() if line.startswith("http://")]
+        state = json.loads(state_file.read_text())
+        assert urls == [state["url"]], started.stdout
+        assert "Login: admin / admin" in started.stdout and "load stop" in started.stdout
+        yield AirflowUI(home=Path(state["home"]), port=state["port"], password=state["password"]), \
+            SimulatorControl(state["sim"])
     finally:
-        leftovers = ui.stop()
-        assert not leftovers, f"processes of this Airflow still running after stop: {leftovers}"
+        home = json.loads(state_file.read_text())["home"] if state_file.exists() else None
+        stopped = subprocess.run([sys.executable, str(ROOT / "scripts" / "ui.py"), "stop"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        if home:
+            assert not AirflowUI(home=Path(home), port=0).leftovers(), "make ui-stop left processes behind"
+        assert daemon_info(tmp_path / "ui" / "sim") is None, "make ui-stop left the simulator running"
 
 
 @pytest.fixture
-def browser_page(airflow_ui, request) -> Iterator:
+def browser_page(newcomer, request) -> Iterator:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "failure.png").unlink(missing_ok=True)
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:

@@ -1,9 +1,11 @@
-"""``altibase_replicated_ddl`` the way a DBA uses it: in the Airflow UI, in a real browser.
+"""``altibase_replicated_ddl`` the way a newcomer meets it: ``make ui``, then the Airflow UI in a real browser.
 
-Sign in, open the DAG, trigger it from the parameter form — a dry run (the defaults), then a real run
-against the simulator's Active-Standby pair with manual service control — answer the two
-human-in-the-loop approvals (O1 stop the service, O9 resume it) while doing to the application load
-what the person would do, and wait for each run's success in the grid. Screenshots go to
+``make ui`` (the ``newcomer`` fixture runs ``scripts/ui.py``) starts the simulator's pair and Airflow;
+sign in, open the DAG, trigger it from the parameter form (in sections) with the defaults — a dry run —
+and read its plan on the plan task's Rendered Templates tab; then a real run with manual service control:
+answer the two human-in-the-loop approvals (O1 stop the service, O9 resume it) while doing to the
+application load what ``make ui`` says to do, wait for the run's success in the grid, and find the
+summary on the summary task's XCom tab. ``make ui-stop`` then leaves no process behind. Screenshots go to
 artifacts/browser/ (numbered in the order a person sees them; failure.png when the test fails).
 """
 
@@ -18,7 +20,6 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from altibase_sim.dbapi import ProgrammingError
-from altibase_sim.scenarios import seed_replicated_pair
 from scripts.local_airflow import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.browser
 DAG_ID = "altibase_replicated_ddl"
 VARIANT = "can_stop_active_standby"
 RUN_TIMEOUT = 180  # seconds per wait; a whole real run takes about two minutes on a busy 2-CPU machine
-LOAD = {"table": "SYS.T1", "interval": 0.02}
+LOAD = {"table": "SYS.T1", "sessions": 2, "interval": 0.2}  # as scripts/ui.py starts it
 
 
 def shot(page, name: str) -> None:
@@ -52,15 +53,18 @@ def trigger(page, ui, screenshot: str, *, real_run: bool) -> str:
     visit(page, f"{ui.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").click()
     form = page.get_by_role("dialog")
-    form.get_by_text("Run Parameters").wait_for()
     dry_run = form.locator("input[name='element_dry_run']")
+    dry_run.wait_for(state="attached")
     assert dry_run.is_checked(), "dry_run must default to true"
-    if not real_run:  # the first trigger: the DAG is still paused, as every new DAG
-        assert form.get_by_label(f"Unpause {DAG_ID} on trigger").is_checked()
-    else:
+    for section in ("What", "Where", "How", "Safety"):  # the form in the order a DBA fills it in
+        assert form.get_by_text(section, exact=True).count() >= 1, f"no section {section!r} in the form"
+    if real_run:
         form.locator("label:has(input[name='element_dry_run'])").click()  # the switch, as a person clicks it
         assert not dry_run.is_checked()
-        form.locator("input[name='element_poke_interval_seconds']").fill("0.5")
+        poke = form.locator("input[name='element_poke_interval_seconds']")
+        if not poke.is_visible():
+            form.get_by_text("Safety", exact=True).first.click()  # open the section, as a person would
+        poke.fill("0.5")
     shot(page, screenshot)
     form.get_by_role("button", name="Trigger", exact=True).click()
     # the UI refreshes its queries, closes the form and opens the new run: slow on a busy machine
@@ -143,36 +147,55 @@ def query(sim, server: str, sql: str) -> list[tuple]:
         return conn.cursor().execute(sql).fetchall()
 
 
-def test_dry_run_then_ddl_with_approvals_from_the_ui(sim, airflow_ui, browser_page):
-    seed_replicated_pair(sim, topology="active_standby")
-    sim.load_start("node1", **LOAD)
-    airflow_ui.wait_ready(DAG_ID)
+def open_task_tab(page, ui, run_id: str, task_id: str, tab: str, expect: str, screenshot: str) -> None:
+    """A task's tab (rendered_templates, xcom) on the run's page, until it shows ``expect``."""
+    visit(page, f"{ui.url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/{task_id}/{tab}")
+    page.get_by_text(expect).first.wait_for(timeout=60_000)
+    shot(page, screenshot)
+
+
+def test_the_newcomer_path_make_ui_dry_run_plan_approvals_and_summary(newcomer, browser_page):
+    ui, sim = newcomer  # `make ui`: the pair seeded as the DDL DAG expects, its load running, Airflow up
     page = browser_page
 
-    sign_in(page, airflow_ui)
-    visit(page, f"{airflow_ui.url}/dags/{DAG_ID}")
+    sign_in(page, ui)
+    visit(page, f"{ui.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").wait_for()
     shot(page, "01_dag")
 
-    dry_run = trigger(page, airflow_ui, "02_trigger_form_dry_run", real_run=False)
-    wait_for_success_in_grid(page, airflow_ui, dry_run)
+    dry_run = trigger(page, ui, "02_trigger_form_dry_run", real_run=False)
+    wait_for_success_in_grid(page, ui, dry_run)
     shot(page, "03_dry_run_success_grid")
+    # the plan, where the UI shows it without a log: the plan task's rendered `plan` field
+    open_task_tab(page, ui, dry_run, "plan", "rendered_templates", "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)",
+                  "04_dry_run_plan")
+    assert page.get_by_text("DRY RUN").count() >= 1
     with pytest.raises(ProgrammingError, match="31058"):  # a dry run changes nothing: no C3 yet
         query(sim, "node1", "SELECT C3 FROM SYS.T1 WHERE C1 = -1")
 
-    real_run = trigger(page, airflow_ui, "04_trigger_form_real_run", real_run=True)
-    approve(page, airflow_ui, real_run, "O1_service_stop_on_active", "05_approval_O1_stop_service",
-            lambda: sim.load_stop("node1"))
-    approve(page, airflow_ui, real_run, "O9_service_resume_on_active", "06_approval_O9_resume_service",
+    def stop_as_told() -> None:  # the request says what "stop the application service" means here
+        assert page.get_by_text("altibase-sim load stop --server node1").count() >= 1
+        sim.load_stop("node1")
+
+    real_run = trigger(page, ui, "05_trigger_form_real_run", real_run=True)
+    approve(page, ui, real_run, "O1_service_stop_on_active", "06_approval_O1_stop_service", stop_as_told)
+    approve(page, ui, real_run, "O9_service_resume_on_active", "07_approval_O9_resume_service",
             lambda: sim.load_start("node1", **LOAD))
-    wait_for_success_in_grid(page, airflow_ui, real_run)
-    shot(page, "07_real_run_success_grid")
+    wait_for_success_in_grid(page, ui, real_run)
+    shot(page, "08_real_run_success_grid")
     page.locator(f'a[href="/dags/{DAG_ID}/runs/{real_run}/"]').click()  # the run, from its bar in the grid
     page.get_by_test_id("state-badge").filter(has_text="Success").first.wait_for()
     page.get_by_role("button", name="Show Graph (Press g)").click()
     page.get_by_role("button", name="Collapse Details Panel").click()  # the graph across the whole width
     page.get_by_text("choose_variant").first.wait_for()
-    shot(page, "08_real_run_graph")
+    shot(page, "09_real_run_graph")
+    # the summary: every statement per server with UTC times, time in admin mode, where the data stand
+    open_task_tab(page, ui, real_run, "summary", "xcom", "return_value", "10_real_run_summary_xcom")
+
+    summary = ui.api(f"dags/{DAG_ID}/dagRuns/{quote(real_run, safe='')}/taskInstances/summary/xcomEntries/"
+                     "return_value?deserialize=true&stringify=false")["value"]
+    assert "time in admin mode per server" in summary["text"] and summary["steps"], summary
+    assert all(step["started"].endswith("Z") for step in summary["steps"])  # ISO 8601, UTC
 
     # the DDL is on both servers, and the rows of the load committed since the resume reach the standby
     sim.load_stop("node1")

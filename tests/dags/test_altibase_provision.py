@@ -20,6 +20,9 @@ from tests.fakes.kubernetes_api import FakeApiServer, pod, rolled_out
 
 pytestmark = pytest.mark.e2e
 CONN_IDS = ["provision_node1", "provision_node2"]
+# The seed's pair: one table, both servers sending (the DAG's defaults build the pair the DDL DAG expects:
+# two tables, Active-Standby; test_a_provisioned_pair_goes_to_the_ddl_dag_and_the_health_dag_as_it_is)
+SEED = {"replication_roles": "active_active", "tables": ["t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)"]}
 FAST = {"poke_interval_seconds": 0.2, "ready_timeout_seconds": 20, "proof_timeout_seconds": 20,
         "deleted_timeout_seconds": 20}
 
@@ -32,7 +35,7 @@ def run(tmp_path, monkeypatch, airflow_db) -> Callable[..., Any]:
     call here gets a folder holding only the DAG it runs, which keeps a call at a few seconds."""
     from airflow import settings
 
-    for name in ("altibase_provision", "altibase_teardown"):
+    for name in ("altibase_provision", "altibase_teardown", "altibase_replicated_ddl", "altibase_replication_health"):
         (tmp_path / name).mkdir()
         shutil.copy(DAGS / f"{name}.py", tmp_path / name)
 
@@ -90,7 +93,7 @@ def replications(sim: SimulatorControl, server: str) -> list[tuple]:
 
 
 def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, run):
-    first_run = run("altibase_provision")
+    first_run = run("altibase_provision", **SEED)
     first = assert_success(first_run)
     assert all(s == "success" for s in first.values()), first
     servers = {s["name"]: s["aliases"] for s in cluster.servers()}
@@ -115,7 +118,7 @@ def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, run):
     query(cluster, "altibase-node1", "DELETE FROM T1 WHERE C1 = 10")
     query(cluster, "altibase-node1", "ALTER REPLICATION REP1 FLUSH WAIT 10")
 
-    again = assert_success(run("altibase_provision"))
+    again = assert_success(run("altibase_provision", **SEED))
     assert all(s == "success" for s in again.values()), again
     assert [s["name"] for s in cluster.servers()] == ["altibase-node1", "altibase-node2"]
     for server in ("altibase-node1", "altibase-node2"):
@@ -141,7 +144,7 @@ def test_pair_provisioned_proven_reprovisioned_and_torn_down(cluster, run):
 
 
 def test_dry_run_shows_manifests_and_sql_and_changes_nothing(cluster, run):
-    dagrun = run("altibase_provision", dry_run=True)
+    dagrun = run("altibase_provision", dry_run=True, **SEED)
     found = assert_success(dagrun)
     assert found["plan"] == "success" and found["apply"] == "skipped"
     plan = dagrun.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
@@ -194,3 +197,32 @@ def test_kubernetes_target_applies_waits_and_runs_the_sql_through_the_services(c
     assert ("pods", None) in reads and ("deployments", "altibase-node1") in reads  # the readiness wait
     assert query(cluster, "altibase-node1", "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'T1'") \
         == [(1,)]
+
+
+def test_a_provisioned_pair_goes_to_the_ddl_dag_and_the_health_dag_as_it_is(cluster, run, monkeypatch):
+    """Provisioning with its defaults builds the pair the DDL DAG's defaults expect (two tables;
+    Active-Standby: node1 sends, node2 does not), reached through the same Connections (altibase_node1/2,
+    the Service names): provision → DDL → health, no new Connection, no manual step between."""
+    conn_ids = ["altibase_node1", "altibase_node2"]
+    for node, conn_id in zip(("node1", "node2"), conn_ids, strict=True):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "altibase", "host": f"altibase-svc-{node}", "port": 20300, "login": "SYS",
+            "password": "manager", "extra": {"backend": "simulator"}}))
+    provisioned = run("altibase_provision", altibase_conn_ids=conn_ids)
+    found = assert_success(provisioned)
+    assert [k for k in found if k.startswith("p7_proof.read_on_peer")] == ["p7_proof.read_on_peer[0]"]  # node1 → node2
+    assert replications(cluster, "altibase-node1") == [("REP1", 1, 2)]
+    assert replications(cluster, "altibase-node2") == [("REP1", 0, 2)]  # the standby receives only
+    verified = provisioned.get_task_instance("verify").xcom_pull(task_ids="verify")
+    assert verified["pair"]["servers"] == [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
+                                           {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}]
+
+    changed = run("altibase_replicated_ddl", service_control={"mode": "simulator"}, poke_interval_seconds=0.2)
+    assert str(changed.state) == "success", states(changed)
+    for server in ("altibase-node1", "altibase-node2"):
+        assert ("C3",) in query(cluster, server, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
+                                                 "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
+                                                 "t.TABLE_NAME = 'T1'"), server
+
+    checked = run("altibase_replication_health")
+    assert str(checked.state) == "success", states(checked)

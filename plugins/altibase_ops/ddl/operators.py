@@ -10,6 +10,7 @@ SQL, and it happens again when a deferred task resumes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import jinja2
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
 from airflow.sdk.bases.operator import ExecutorSafeguard
 
+from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO
@@ -311,7 +313,27 @@ class DdlServiceStepOperator(ServiceControlOperator):
         self.step = step
 
     def service_target(self, context: Context) -> ServiceTarget:
-        return step_service_target(self.step, DdlRequest.from_params(context["params"]))
+        request = DdlRequest.from_params(context["params"])
+        target = step_service_target(self.step, request)
+        server = request.server(self.step.role)
+        if target.control["mode"] == "manual" and on_simulator(server.conn_id):
+            # a person trying the DAG on the simulator (make ui): "the application" is its load
+            target = dataclasses.replace(target, context_md=(
+                f"{target.context_md}\n\nOn the simulator the application is its load: "
+                f"`altibase-sim load stop --server {server.name}` stops it, `altibase-sim load start --server "
+                f"{server.name}` starts it again (with ALTIBASE_SIM_STATE_DIR as Airflow has it; `make ui` "
+                "printed both)."))
+        return target
+
+
+def on_simulator(conn_id: str) -> bool:
+    """Whether a Connection leads to the embedded simulator (only for wording: never fails a step)."""
+    try:
+        from airflow.sdk import Connection
+
+        return Connection.get(conn_id).extra_dejson.get("backend") == "simulator"
+    except Exception:  # noqa: BLE001
+        return False
 
 
 _SENSORS = {"gap": DdlGapSensor, "sessions": DdlSessionSensor, "sql_apply": DdlSqlApplySensor}
@@ -389,3 +411,28 @@ class VariantBranchOperator(BaseBranchOperator):
         others = {variant_id(t, m) for t, m in VARIANTS} - chosen
         self.log.info("following %s; skipping the variants %s", sorted(chosen), sorted(others))
         self.skip(ti, [task for task in self.dag.tasks if task.task_id.split(".", 1)[0] in others])
+
+
+class DdlPlanOperator(BaseOperator):
+    """The plan: every statement a real run would send, per server, in order. Besides the log, it is the
+    task's rendered ``plan`` field: the task's "Rendered Templates" tab shows it, no log to open."""
+
+    template_fields: Sequence[str] = ("plan",)
+    ui_color = "#eef6e8"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = "(made when the run starts: every statement a real run sends, per server, in order)"
+        self._steps: list[Any] = []
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        request = DdlRequest.from_params(context["params"])
+        self._steps = plan_ddl_run(request)
+        verdict = ("DRY RUN: this is what a real run would send; nothing is changed." if request.dry_run else
+                   "A real run: these statements are sent once the pair is held.")
+        self.plan = f"{verdict}\n\n{format_ddl_plan(request, self._steps)}"
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        self.log.info("%s", self.plan)
+        return [vars(s) for s in self._steps]

@@ -125,8 +125,32 @@ def _moment(params: dict, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def from_pair(params: dict[str, Any]) -> dict[str, Any]:
+    """``pair`` names a pair of the fleet (``ALTIBASE_PAIRS``): its servers, topology and replication
+    replace the form's; its service control is used when the form's is empty."""
+    name = params.get("pair") or ""
+    if not name:
+        return params
+    from altibase_ops.pairs import (  # pairs imports this module
+        InvalidPairsError,
+        pairs_by_name,
+        pairs_from_env,
+    )
+
+    try:
+        fleet = pairs_by_name(pairs_from_env())
+    except InvalidPairsError as exc:
+        raise InvalidRequestError(f"pair: the fleet (ALTIBASE_PAIRS) is unusable: {exc}") from None
+    if name not in fleet:
+        raise InvalidRequestError(f"pair: {name!r} is not a configured pair (ALTIBASE_PAIRS has {sorted(fleet)})")
+    pair = fleet[name]
+    return {**params, "servers": pair.servers, "topology": pair.topology, "replication_name": pair.replication_name,
+            "service_control": params.get("service_control") or pair.service_control}
+
+
 def validate_request(params: dict[str, Any]) -> DdlRequest:
     """Check every parameter before anything touches a server; the message names the parameter."""
+    params = from_pair(params)
     topology = params.get("topology")
     if topology not in TOPOLOGY_ROLES:
         raise InvalidRequestError(f"topology: must be one of {sorted(TOPOLOGY_ROLES)}, got {topology!r}")
@@ -184,7 +208,7 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
             raise InvalidRequestError(f"ddl[{i}]: {stmt.table} is not one of the listed tables {tables}")
         ddl.append(stmt)
 
-    control = params.get("service_control") or {}
+    control = params.get("service_control") or {"mode": "manual"}  # empty: a person is asked
     if not isinstance(control, dict) or control.get("mode") not in SERVICE_CONTROL_MODES:
         raise InvalidRequestError(f"service_control.mode: must be one of {list(SERVICE_CONTROL_MODES)}")
     if control["mode"] == "kubernetes":

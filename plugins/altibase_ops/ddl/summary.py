@@ -33,11 +33,16 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
     whether the application service is as it was."""
     conn_to_name = {s.conn_id: s.name for s in request.servers}
     admin_window: dict[str, dict[str, float]] = {}
-    lines = [f"Run summary — {request.variant}, replication {request.replication_name}"]
+    lines = [f"Run summary — {request.variant}, replication {request.replication_name} (times in UTC)"]
+    steps = []
     for audit in sorted((a for a in audits if a), key=lambda a: a["started"]):
         server = conn_to_name.get(audit["conn_id"], audit["conn_id"])
+        steps.append({"step_id": audit["step_id"], "server": server, "started": iso(audit["started"]),
+                      "seconds": round(audit["seconds"], 3),
+                      "statements": [{"statement": st["statement"], "result": st["result"],
+                                      "already_done": st["already_done"]} for st in audit["statements"]]})
         for statement in audit["statements"]:
-            lines.append(f"  {time.strftime('%H:%M:%S', time.localtime(audit['started']))} {audit['step_id']:<7} "
+            lines.append(f"  {time.strftime('%H:%M:%S', time.gmtime(audit['started']))} {audit['step_id']:<7} "
                          f"{server:<12} {statement['statement']} -> {statement['result']}"
                          f"{' (already done)' if statement['already_done'] else ''}")
             text = (statement["statement"] or "").upper()
@@ -48,14 +53,23 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
     seconds = {s: round(w["off"] - w["on"], 2) for s, w in admin_window.items() if "on" in w and "off" in w}
     lines.append(f"  time in admin mode per server (s): {seconds or 'n/a'}")
     if post:
-        lines.append(f"  rows checked after the run ({post.get('row_count_verdict')}): {post.get('row_counts')}")
+        # read by run_post_checks after the procedure, on both servers, while the application kept writing:
+        # a count is that moment's, not the number of rows the application committed during the run
+        lines.append(f"  rows per table when run_post_checks read them ({post.get('row_count_verdict')}; the "
+                     f"application may have written more since): {post.get('row_counts')}")
     if restored:
         lines.append(f"  restore: {restored.get('actions') or 'nothing to restore'}")
     service = service_statement(service_steps or [], restored)
     lines.append(f"  {service}")
     log.info("\n".join(lines))
     return {"admin_mode_seconds": seconds, "statements": sum(len(a["statements"]) for a in audits if a),
-            "row_counts": (post or {}).get("row_counts"), "service": service, "text": "\n".join(lines)}
+            "row_counts": (post or {}).get("row_counts"), "service": service, "text": "\n".join(lines),
+            "steps": steps}
+
+
+def iso(epoch: float) -> str:
+    """An audit time as a person reads it: ISO 8601, UTC, milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def failure_advice(restored: dict[str, Any] | None, began: bool) -> str:

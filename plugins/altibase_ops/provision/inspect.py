@@ -4,6 +4,7 @@ the teardown's plan."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -138,8 +139,13 @@ def verify_provisioned(request: ProvisionRequest, log: Any, *, timeout: float, i
             missing = [t.name.upper() for t in spec.tables if t.name.upper() not in state.tables]
             if missing:
                 problems.append(f"{node}: tables {missing} missing")
-            if spec.topology == "pair" and not (state.replication and state.replication["started"]):
+            if spec.topology == "pair" and not state.replication:
+                problems.append(f"{node}: replication {identifier(spec.replication_name)} is missing")
+            elif node in spec.senders and not state.replication["started"]:
                 problems.append(f"{node}: replication {identifier(spec.replication_name)} is not started")
+            elif spec.topology == "pair" and node not in spec.senders and state.replication["started"]:
+                problems.append(f"{node}: replication {identifier(spec.replication_name)} is started on the "
+                                "standby (Active-Standby: only the active sends)")
             hook = AltibaseHook(altibase_conn_id=request.conn_ids[node], client_info=CLIENT_INFO)
             leftovers += [f"{node}: {select}" for select in selects if hook.get_first(select)]
         if problems:
@@ -150,6 +156,15 @@ def verify_provisioned(request: ProvisionRequest, log: Any, *, timeout: float, i
             raise ProvisionError(f"P7 proof rows still present after {timeout}s: {leftovers}")
         time.sleep(interval)
     log.info("provisioned: %s", summary)
+    if spec.topology == "pair":
+        # the same Connections serve the DDL and health DAGs: this is the pair in their terms
+        pair = {"name": spec.name, "replication_name": identifier(spec.replication_name),
+                "servers": [{"name": node, "conn_id": request.conn_ids[node], "role": spec.role(node)}
+                            for node in spec.nodes]}
+        summary["pair"] = pair
+        log.info("hand it to the DDL DAG (servers, topology %s, replication_name) or add it to ALTIBASE_PAIRS: %s",
+                 "active_standby" if spec.replication_roles == "active_standby" else "active_active",
+                 json.dumps(pair))
     return summary
 
 

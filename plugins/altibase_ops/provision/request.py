@@ -18,7 +18,7 @@ from altibase_ops.provision.manifests import service_fqdn, service_name
 from altibase_ops.provision.spec import (
     DEFAULT_IMAGE,
     DEFAULT_REPLICATION_NAME,
-    DEFAULT_TABLE,
+    DEFAULT_TABLES,
     REPLICATION_PORT,
     SERVICE_PORT,
     ProvisionSpec,
@@ -81,10 +81,18 @@ def provision_params() -> dict[str, Param]:
                           section="Instance"),
         "replication_port": Param(REPLICATION_PORT, type="integer", minimum=1, maximum=65535,
                                   title="Replication port", section="Instance"),
-        "tables": Param([DEFAULT_TABLE], type="array", items={"type": "string"}, minItems=1,
+        "tables": Param(list(DEFAULT_TABLES), type="array", items={"type": "string"}, minItems=1,
                         title="Tables (created and replicated)", section="Instance",
                         description="name (column TYPE [PRIMARY KEY|NOT NULL], …), owned by SYS. The first "
-                                    "takes the P7 proof rows (keys 1 and 2)."),
+                                    "takes the P7 proof rows (keys 1 and 2). Two or more: the DDL DAG takes a "
+                                    "table out of the replication for its DDL, and Altibase refuses to take "
+                                    "out the last one (ERR-6106F)."),
+        "replication_roles": Param("active_standby", enum=["active_standby", "active_active"],
+                                   title="Replication roles", section="Instance",
+                                   description="active_standby: node1 (the active) sends, node2 (the standby) "
+                                               "only receives — the pair the DDL DAG's Active-Standby variants "
+                                               "expect; P7 proves node1 → node2. active_active: both send (the "
+                                               "seed's pair); P7 proves both directions."),
         "storage": Param("emptydir", enum=["emptydir", "nfs", "pvc"], title="Storage", section="Storage",
                          description="emptydir: data lives as long as the pod (tests, demos). nfs: the seed's "
                                      "volumes. pvc: one claim per node."),

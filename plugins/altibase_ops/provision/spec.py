@@ -51,10 +51,16 @@ DEFAULT_IMAGE = ALTIBASE_IMAGE
 SERVICE_PORT = 20300
 REPLICATION_PORT = 20301
 DEFAULT_TABLE = "t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)"
+# The DAG's default builds two tables: the DDL DAG takes a table out of the replication for its DDL,
+# and Altibase refuses to drop the last table of a replication (ERR-6106F).
+DEFAULT_TABLES = (DEFAULT_TABLE, "t2 (c1 INTEGER PRIMARY KEY, c2 INTEGER)")
 DEFAULT_REPLICATION_NAME = "rep1"
 
 
 TOPOLOGIES = ("single", "pair")
+# Which servers of a pair send: both (the seed's pair, Active-Active) or node1 only (Active-Standby:
+# node1 the active, node2 the standby, which receives and does not send — as the DDL DAG expects).
+REPLICATION_ROLES = ("active_active", "active_standby")
 WORKLOADS = ("deployment", "statefulset", "pod")
 STORAGE_TYPES = ("emptydir", "nfs", "pvc")
 NODE_PLACEHOLDER = "{node}"
@@ -205,6 +211,7 @@ class ProvisionSpec:
     tables: tuple[TableSpec, ...] = field(default_factory=lambda: (parse_table(DEFAULT_TABLE),))
     replication_name: str = DEFAULT_REPLICATION_NAME
     resources: ResourceSpec = field(default_factory=ResourceSpec)
+    replication_roles: str = "active_active"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -240,6 +247,8 @@ class ProvisionSpec:
         found.extend(_image_problems(self.image))
         if self.topology not in TOPOLOGIES:
             found.append(f"topology {self.topology!r}: must be one of {', '.join(TOPOLOGIES)}")
+        if self.replication_roles not in REPLICATION_ROLES:
+            found.append(f"replication_roles {self.replication_roles!r}: must be one of {', '.join(REPLICATION_ROLES)}")
         if self.workload not in WORKLOADS:
             found.append(f"workload {self.workload!r}: must be one of {', '.join(WORKLOADS)}")
         for what, port in (("service_port", self.service_port), ("replication_port", self.replication_port)):
@@ -309,7 +318,7 @@ class ProvisionSpec:
         )
         simple = {
             k: given[k]
-            for k in ("name", "namespace", "image", "topology", "workload", "replication_name")
+            for k in ("name", "namespace", "image", "topology", "workload", "replication_name", "replication_roles")
             if k in given
         }
         ports = {k: _as_int(given[k]) for k in ("service_port", "replication_port") if k in given}
@@ -321,6 +330,19 @@ class ProvisionSpec:
     @property
     def nodes(self) -> tuple[str, ...]:
         return node_ids_for(self.topology)
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        """The nodes whose replication is started: both, or node1 only (Active-Standby); none alone."""
+        if self.topology != "pair":
+            return ()
+        return self.nodes if self.replication_roles == "active_active" else self.nodes[:1]
+
+    def role(self, node: str) -> str:
+        """The node's role in the DDL DAG's terms (its ``servers`` param, ALTIBASE_PAIRS)."""
+        if self.replication_roles == "active_active":
+            return f"active{self.nodes.index(node) + 1}"
+        return "active" if node == self.nodes[0] else "standby"
 
 
 def node_ids_for(topology: str) -> tuple[str, ...]:

@@ -74,7 +74,7 @@ def render_setup_sql(spec: ProvisionSpec) -> tuple[NodeStatement, ...]:
             tables=[f"SYS.{table.name}" for table in spec.tables],
         )
         statements.append(NodeStatement("P6.create_replication", node, service_name(spec, node), sql))
-    for node in spec.nodes:
+    for node in spec.senders:  # Active-Standby: the standby receives only
         sql = render_template("start_replication.sql", replication_name=spec.replication_name)
         statements.append(NodeStatement("P6.start_replication", node, service_name(spec, node), sql))
     return tuple(statements)
@@ -99,7 +99,8 @@ def render_teardown_sql(spec: ProvisionSpec) -> tuple[NodeStatement, ...]:
 
 
 def render_proof_sql(spec: ProvisionSpec) -> tuple[ProofRow, ...]:
-    """P7: one row per node in the first table, keyed 1, 2… as in the seed (``INSERT … (1, 1)``).
+    """P7: one row per sending node in the first table, keyed 1, 2… as in the seed (``INSERT … (1, 1)``):
+    Active-Standby proves the active → standby direction only (the standby does not send).
 
     Every column of the row gets the key: numbers as integers, character columns as the key's
     digits in quotes, other nullable columns NULL (``ProvisionSpec`` rejects tables where that
@@ -108,6 +109,8 @@ def render_proof_sql(spec: ProvisionSpec) -> tuple[ProofRow, ...]:
     table = spec.tables[0]
     rows = []
     for index, node in enumerate(spec.nodes, start=1):
+        if node not in spec.senders:
+            continue
         key = [(column, _literal(_column(table, column), index)) for column in table.primary_key]
         values = [_literal(column, index) for column in table.columns]
         rows.append(

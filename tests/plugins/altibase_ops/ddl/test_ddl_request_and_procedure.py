@@ -243,3 +243,21 @@ def test_a_huge_ddl_entry_is_refused_and_quoted_short():
     with pytest.raises(InvalidRequestError) as info:
         DdlRequest.from_params(_params(ddl=["ALTER TABLE SYS.T1 ADD COLUMN (" + "X" * 3000 + ")"]))
     assert len(str(info.value)) < 700  # the statement is quoted once, cut
+
+
+def test_a_pair_by_name_says_where_and_its_service_control_applies_when_the_form_gives_none(monkeypatch):
+    import json
+
+    monkeypatch.setenv("ALTIBASE_PAIRS", json.dumps([
+        {"name": "billing", "replication_name": "REP_B", "service_control": {"mode": "simulator"},
+         "servers": [{"name": "b1", "conn_id": "altibase_b1", "role": "active1"},
+                     {"name": "b2", "conn_id": "altibase_b2", "role": "active2"}]}]))
+    request = validate_request({**GOOD, "pair": "billing", "service_control": {}})
+    assert [(s.name, s.conn_id, s.role) for s in request.servers] == [("b1", "altibase_b1", "active1"),
+                                                                      ("b2", "altibase_b2", "active2")]
+    assert (request.topology, request.replication_name, request.service_control) == (
+        "active_active", "REP_B", {"mode": "simulator"})
+    assert validate_request({**GOOD, "pair": "billing"}).service_control == {"mode": "manual"}  # the form's wins
+    assert validate_request({**GOOD, "service_control": {}}).service_control == {"mode": "manual"}  # no pair
+    with pytest.raises(InvalidRequestError, match=r"pair: 'orders' is not a configured pair .*\['billing'\]"):
+        validate_request({**GOOD, "pair": "orders"})

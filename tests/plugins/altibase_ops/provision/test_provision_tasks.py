@@ -51,10 +51,14 @@ CONN_IDS = ["prov_unit_node1", "prov_unit_node2"]
 SECRET = {"metadata": {"name": "altibase-sys-password", "namespace": "default"}, "data": {"password": "bWFuYWdlcg=="}}
 
 
+# The seed's pair (one table, both sending); the form's defaults build the DDL DAG's Active-Standby pair
+SEED = {"replication_roles": "active_active", "tables": ["t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)"]}
+
+
 def params(**overrides: Any) -> dict[str, Any]:
-    """The provisioning form's defaults, as a run would carry them, with ``overrides``."""
+    """The provisioning form's defaults, as a run would carry them, for the seed's pair, with ``overrides``."""
     values = {name: param.value for name, param in provision_params().items()}
-    values |= {"altibase_conn_ids": CONN_IDS, "dry_run": False, "poke_interval_seconds": 0.1}
+    values |= {"altibase_conn_ids": CONN_IDS, "dry_run": False, "poke_interval_seconds": 0.1, **SEED}
     return values | overrides
 
 
@@ -123,6 +127,17 @@ def test_plan_of_a_pair_maps_each_step_to_its_node(conns):
     assert node2["proof"]["insert"] == "INSERT INTO T1 VALUES (2, 2);"
     assert "kind: Deployment" in plan["manifests"] and "SLAVE_REP_PORT" in plan["manifests"]
     assert "P7 node2 -> node1" in plan["text"]
+
+
+def test_the_forms_defaults_plan_the_pair_the_ddl_dag_expects(conns):
+    defaults = {name: param.value for name, param in provision_params().items()}
+    plan = plan_provisioning(request(replication_roles=defaults["replication_roles"], tables=defaults["tables"]))
+    node1, node2 = plan["nodes"]
+    for node in (node1, node2):  # two tables: the DDL DAG never has to take out a replication's last one
+        assert "FROM SYS.T1 TO SYS.T1, FROM SYS.T2 TO SYS.T2;" in node["create_objects"]
+    # Active-Standby: only the active sends, and P7 proves active -> standby
+    assert node1["start_replication"] == "ALTER REPLICATION REP1 START;" and node2["start_replication"] is None
+    assert node1["proof"]["peer"] == "node2" and node2["proof"] is None
 
 
 def test_plan_of_a_single_server_has_tables_only(conns):
