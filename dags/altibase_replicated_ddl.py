@@ -180,10 +180,12 @@ with DAG(
                            section="Maintenance window and change",
                            description="Refuse to begin when the run is not expected to end by then (from the "
                                        "pair's history of earlier runs). Empty: no limit.", **DRAFT7),
-        "change_id": Param("", type="string", title="Change id", section="Maintenance window and change",
+        # null, not "": the trigger form refuses an empty string for a string field (its Trigger button stays
+        # disabled), so optional text params default to null
+        "change_id": Param(None, type=["null", "string"], title="Change id", section="Maintenance window and change",
                            description="Set by the maintenance DAG (a change file's id); recorded in the pair's "
                                        "history (SYS.AIRFLOW_CHANGE_HISTORY). Empty for a manual run.", **DRAFT7),
-        "change_checksum": Param("", type="string", title="Change checksum", section="Maintenance window and change",
+        "change_checksum": Param(None, type=["null", "string"], title="Change checksum", section="Maintenance window and change",
                                  description="Set by the maintenance DAG with change_id.", **DRAFT7),
     },
 ) as dag:

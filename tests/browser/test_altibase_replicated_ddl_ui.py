@@ -53,8 +53,9 @@ def trigger(page, ui, screenshot: str, *, real_run: bool) -> str:
     visit(page, f"{ui.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").click()
     form = page.get_by_role("dialog")
+    form.get_by_text("What", exact=True).first.click()  # the first section: what this run changes
     dry_run = form.locator("input[name='element_dry_run']")
-    dry_run.wait_for(state="attached")
+    dry_run.wait_for(state="attached")  # a switch: its input is not what is drawn
     assert dry_run.is_checked(), "dry_run must default to true"
     for section in ("What", "Where", "How", "Safety"):  # the form in the order a DBA fills it in
         assert form.get_by_text(section, exact=True).count() >= 1, f"no section {section!r} in the form"
@@ -101,8 +102,9 @@ def wait_for_success_in_grid(page, ui, run_id: str) -> None:
 def approve(page, ui, run_id: str, task_id: str, screenshot: str, person_does: Callable[[], object]) -> None:
     """On the task's page, wait for its Required Action tab, do what the question asks, then Approve the
     moment the button lets us (no wait for the scheduler). Should Airflow 3.3.2's race end the attempt
-    anyway (apache/airflow#72716: an answer within a second or two of the button enabling), the step asks
-    again in a new attempt, and a person answers again: the test does too, and says so."""
+    anyway (apache/airflow#72716: an answer within a few seconds of the button enabling), the step's new
+    attempt takes the answer already recorded, or — when the first attempt ended before it could record
+    one — asks again, and a person answers again: the test does either, and says which."""
     task_page = f"{ui.url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/{VARIANT}.{task_id}"
     ti_path = f"dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{VARIANT}.{task_id}"
     tab = page.get_by_role("link", name=re.compile(r"^Required Action"))
@@ -110,7 +112,10 @@ def approve(page, ui, run_id: str, task_id: str, screenshot: str, person_does: C
     for attempt in range(1, 4):
         # the UI lets a person answer only while the step waits for it (deferred): until then its button
         # is disabled, and the page does not re-read the state by itself
-        while ui.api(ti_path)["state"] not in ("deferred", "awaiting_input"):
+        while (state := ui.api(ti_path)["state"]) not in ("deferred", "awaiting_input"):
+            if attempt > 1 and state == "success":  # the new attempt took the answer already given
+                print(f"{time.strftime('%H:%M:%S')} {task_id}: attempt {attempt} took the recorded answer")
+                return
             fail_if_over(ui, run_id, deadline, f"the approval of {task_id}")
             time.sleep(0.5)
         button = page.get_by_role("button", name="Approve")
@@ -128,6 +133,9 @@ def approve(page, ui, run_id: str, task_id: str, screenshot: str, person_does: C
                     break
             except PlaywrightTimeoutError:
                 pass
+            if attempt > 1 and ui.api(ti_path)["state"] == "success":  # answered already (see above)
+                print(f"{time.strftime('%H:%M:%S')} {task_id}: attempt {attempt} took the recorded answer")
+                return
             fail_if_over(ui, run_id, deadline, f"the approval of {task_id}")  # else reload, as a person would
         shot(page, screenshot if attempt == 1 else f"{screenshot}_asked_again_{attempt}")
         person_does()
