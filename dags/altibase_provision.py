@@ -111,7 +111,10 @@ with DAG(
 
     @task_group(group_id="p7_proof")
     def p7_proof(origin_conn_id, peer_conn_id, insert, select, delete):
-        inserted = ProofRowOperator(task_id="insert_proof_row", altibase_conn_id=origin_conn_id, sql=insert)
+        # NONE_FAILED: in Active-Standby the standby's START is skipped (it does not send); the active's proof
+        # still runs (a node without a proof row skips itself)
+        inserted = ProofRowOperator(task_id="insert_proof_row", altibase_conn_id=origin_conn_id, sql=insert,
+                                    trigger_rule=TriggerRule.NONE_FAILED)
         sent = ProofGapSensor(task_id="gap_zero_on_origin", altibase_conn_id=origin_conn_id,
                               replication_name="{{ params.replication_name }}")
         arrived = ProofRowSensor(task_id="read_on_peer", altibase_conn_id=peer_conn_id, sql=select)

@@ -208,21 +208,33 @@ def test_a_provisioned_pair_goes_to_the_ddl_dag_and_the_health_dag_as_it_is(clus
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
             "conn_type": "altibase", "host": f"altibase-svc-{node}", "port": 20300, "login": "SYS",
             "password": "manager", "extra": {"backend": "simulator"}}))
-    provisioned = run("altibase_provision", altibase_conn_ids=conn_ids)
+    from altibase_ops.provision.request import provision_params
+
+    # the form's defaults, given in full: dag.test keeps an earlier call's conf in the DAG object's params
+    defaults = {name: param.value for name, param in provision_params().items()}
+    provisioned = run("altibase_provision", **{**defaults, **FAST, "altibase_conn_ids": conn_ids, "dry_run": False})
     found = assert_success(provisioned)
-    assert [k for k in found if k.startswith("p7_proof.read_on_peer")] == ["p7_proof.read_on_peer[0]"]  # node1 → node2
+    # P7 from the active only (node1 → node2); the standby sends nothing, so its proof skips itself
+    assert (found["p7_proof.read_on_peer[0]"], found["p7_proof.read_on_peer[1]"]) == ("success", "skipped")
     assert replications(cluster, "altibase-node1") == [("REP1", 1, 2)]
     assert replications(cluster, "altibase-node2") == [("REP1", 0, 2)]  # the standby receives only
     verified = provisioned.get_task_instance("verify").xcom_pull(task_ids="verify")
     assert verified["pair"]["servers"] == [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
                                            {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}]
 
-    changed = run("altibase_replicated_ddl", service_control={"mode": "simulator"}, poke_interval_seconds=0.2)
+    # the DDL DAG's defaults (given in full, as above), the service stopped by the simulator, a real run
+    changed = run("altibase_replicated_ddl", servers=[{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
+                                                      {"name": "node2", "conn_id": "altibase_node2", "role": "standby"}],
+                  topology="active_standby", service_mode="can_stop", replication_name="REP1", tables=["SYS.T1"],
+                  ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"], pair="", recover=False, not_before=None,
+                  not_after=None, service_control={"mode": "simulator"}, poke_interval_seconds=0.2)
     assert str(changed.state) == "success", states(changed)
     for server in ("altibase-node1", "altibase-node2"):
         assert ("C3",) in query(cluster, server, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
                                                  "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
                                                  "t.TABLE_NAME = 'T1'"), server
 
-    checked = run("altibase_replication_health")
+    from altibase_ops.pairs import DEFAULT_PAIRS
+
+    checked = run("altibase_replication_health", pairs=DEFAULT_PAIRS, stall_check_seconds=0)
     assert str(checked.state) == "success", states(checked)
