@@ -98,13 +98,14 @@ Airflow is up, on the simulator. Open:
 Login: {ADMIN} / {PASSWORD}
 
 Try first:
-  1. DAG altibase_replicated_ddl → Trigger, keep the defaults: a dry run. Its plan task shows every
-     statement per server, and nothing changes.
+  1. DAG altibase_replicated_ddl → Trigger, keep the defaults: a dry run. Open the run's plan task,
+     tab Rendered Templates: every statement per server, in order. Nothing changes.
   2. Trigger again with "Dry run" unticked. The default service control, manual, asks you to stop the
      application service (Required Actions). On the simulator the application is its load:
        stop it:    {sim_cmd} load stop
        resume it:  {sim_cmd} load start --server node1 --sessions {LOAD['sessions']} --interval {LOAD['interval']}
-     then Approve. (Service control {{"mode": "simulator"}} does both for you.)
+     then Approve. (Service control {{"mode": "simulator"}}, or Pair = pair1, does both for you.)
+     The summary: the run's summary task, tab XCom.
   3. altibase_replication_health checks pair1 every 10 minutes; altibase_maintenance rolls the change
      files in include/changes/ out (copy one from include/changes/examples/ first).
 

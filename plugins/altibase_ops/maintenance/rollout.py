@@ -16,7 +16,7 @@ rollout stops on the first failure: every lane looks before starting its next ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -188,6 +188,14 @@ class RolloutLaneOperator(BaseOperator):
                                                 for i in self.lane[self.lane.index(item):]))
             if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=[item["run_id"]]):
                 # this lane ran before (cleared, or a worker lost): follow the run it already started
+                state = _state(ti.get_dagrun_state(dag_id=DDL_DAG_ID, run_id=item["run_id"]))
+                if state == "success":
+                    self.log.info("DDL run %s exists already and succeeded", item["run_id"])
+                    done.append(item["run_id"])
+                    continue
+                if state == "failed":
+                    raise AirflowFailException(f"change {item['change_id']} failed on pair {item['pair']} (DDL run "
+                                               f"{item['run_id']}); the rollout stops here")
                 from airflow.providers.standard.triggers.external_task import DagStateTrigger
 
                 self.log.info("DDL run %s exists already: waiting for it", item["run_id"])
@@ -203,10 +211,6 @@ class RolloutLaneOperator(BaseOperator):
                 deferrable=True, note=f"change {item['change_id']} on pair {item['pair']} "
                                       f"(maintenance run {ti.run_id})")
         return done
-
-
-def window_end(run_after: datetime, minutes: int) -> datetime:
-    return run_after.astimezone(UTC) + timedelta(minutes=minutes)
 
 
 def rollout_outcomes(plan: dict[str, Any], ti: Any) -> dict[str, str]:
