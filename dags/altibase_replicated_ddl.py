@@ -130,13 +130,35 @@ with DAG(
         "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode", section="How",
                               description="can_stop: the application stops for the change (O1–O9). rolling: it "
                                           "stays up, one server at a time (R1–R13, SQL apply mode).", **DRAFT7),
-        "service_control": Param({}, type="object", title="Service control", section="How",
-                                 description='Who stops and resumes the application. {} (empty): the pair\'s, or '
-                                             'else a person. {"mode": "manual"}: a person, asked in Required Actions. {"mode": "simulator"}: the simulator\'s '
-                                             'load (make ui, the tests). {"mode": "kubernetes", "namespace": …, '
-                                             '"services": {server: Service}, "deployments": {server: '
-                                             'Deployment}, "server_selectors": {server: {labels}}}: the '
-                                             'Services\' endpoints (README, "service control").', **DRAFT7),
+        "service_control_mode": Param(None, type=["null", "string"], enum=[None, "manual", "simulator", "kubernetes"],
+                                      title="Service control", section="How",
+                                      description="Who stops and resumes the application. manual: a person, asked "
+                                                  "in Required Actions. simulator: the simulator's load (make ui, "
+                                                  "tests). kubernetes: the Services' endpoints (its section below). "
+                                                  "Empty: the pair's (Pair above), else manual.", **DRAFT7),
+        "simulator_state_dir": Param(None, type=["null", "string"], title="Simulator state directory",
+                                     section="Service control: simulator",
+                                     description="Empty: ALTIBASE_SIM_STATE_DIR, as the Connections use it.", **DRAFT7),
+        "kubernetes_namespace": Param(None, type=["null", "string"], title="Namespace of the application",
+                                      section="Service control: kubernetes", **DRAFT7),
+        "kubernetes_services": Param(None, type=["null", "object"], title="Client Services",
+                                     section="Service control: kubernetes",
+                                     description='Server name → the Service the application connects through, '
+                                                 'e.g. {"node1": "app-db"}.', **DRAFT7),
+        "kubernetes_deployments": Param(None, type=["null", "object"], title="Application Deployments",
+                                        section="Service control: kubernetes",
+                                        description='Server name → the Deployment to scale to 0 and back.', **DRAFT7),
+        "kubernetes_server_selectors": Param(None, type=["null", "object"], title="Pod labels per server",
+                                             section="Service control: kubernetes",
+                                             description='Server name → the labels of its pods (rolling: where '
+                                                         'traffic can move).', **DRAFT7),
+        "service_control": Param({}, type="object", title="Service control as JSON",
+                                 section="Service control: as JSON (advanced)",
+                                 description='Overrides the fields above when not empty: {"mode": "manual"}, '
+                                             '{"mode": "simulator", "state_dir": …}, {"mode": "kubernetes", '
+                                             '"namespace": …, "services": {server: Service}, "deployments": {server: '
+                                             'Deployment}, "server_selectors": {server: {labels}}, '
+                                             '"endpoint_timeout_seconds": …} (README, "service control").', **DRAFT7),
         "runner": Param("local", enum=["local", "kubernetes"], title="iSQL runner", section="How",
                         description="local: the Connection's client on the worker (the real `is` for an odbc "
                                     "Connection, isql-sim for the simulator). kubernetes: a pod per step from the "

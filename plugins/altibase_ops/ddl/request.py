@@ -125,9 +125,30 @@ def _moment(params: dict, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# The form's service control: a mode and only that mode's fields (section "Service control: kubernetes")
+CONTROL_MODE_FIELDS = {"kubernetes_namespace": "namespace", "kubernetes_services": "services",
+                       "kubernetes_deployments": "deployments", "kubernetes_server_selectors": "server_selectors"}
+
+
+def form_service_control(params: dict[str, Any]) -> dict[str, Any]:
+    """``service_control`` as the form says it: the JSON object when given (the maintenance DAG, the
+    API), else built from ``service_control_mode`` and that mode's fields; {} when neither says."""
+    if params.get("service_control"):
+        return params["service_control"]
+    mode = params.get("service_control_mode") or ""
+    if mode == "simulator":
+        state_dir = params.get("simulator_state_dir")
+        return {"mode": "simulator", **({"state_dir": state_dir} if state_dir else {})}
+    if mode == "kubernetes":
+        return {"mode": "kubernetes", **{key: params[field] for field, key in CONTROL_MODE_FIELDS.items()
+                                         if params.get(field)}}
+    return {"mode": mode} if mode else {}
+
+
 def from_pair(params: dict[str, Any]) -> dict[str, Any]:
     """``pair`` names a pair of the fleet (``ALTIBASE_PAIRS``): its servers, topology and replication
-    replace the form's; its service control is used when the form's is empty."""
+    replace the form's; its service control is used when the form says none."""
+    params = {**params, "service_control": form_service_control(params)}
     name = params.get("pair") or ""
     if not name:
         return params

@@ -261,3 +261,17 @@ def test_a_pair_by_name_says_where_and_its_service_control_applies_when_the_form
     assert validate_request({**GOOD, "service_control": {}}).service_control == {"mode": "manual"}  # no pair
     with pytest.raises(InvalidRequestError, match=r"pair: 'orders' is not a configured pair .*\['billing'\]"):
         validate_request({**GOOD, "pair": "orders"})
+
+
+def test_service_control_is_a_mode_and_only_that_modes_fields():
+    assert validate_request({**GOOD, "service_control": {}, "service_control_mode": "simulator"}).service_control == {
+        "mode": "simulator"}
+    k8s = validate_request({**GOOD, "service_control": {}, "service_control_mode": "kubernetes",
+                            "kubernetes_namespace": "shop", "kubernetes_services": {"node1": "app-db"},
+                            "simulator_state_dir": "/ignored"})
+    assert k8s.service_control == {"mode": "kubernetes", "namespace": "shop", "services": {"node1": "app-db"}}
+    with pytest.raises(InvalidRequestError, match="namespace: required for mode 'kubernetes'"):
+        validate_request({**GOOD, "service_control": {}, "service_control_mode": "kubernetes",
+                          "kubernetes_services": {"node1": "app-db"}})
+    # the JSON object, when given, says it all (the maintenance DAG and the API give it)
+    assert validate_request({**GOOD, "service_control_mode": "simulator"}).service_control == {"mode": "manual"}
