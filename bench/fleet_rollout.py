@@ -21,7 +21,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.error
 from datetime import datetime
 from pathlib import Path
 
@@ -52,22 +51,11 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def patient(call, *args):
-    """A read of the REST API, again after a 5xx: SQLite under twenty runs at once answers slowly."""
-    for attempt in range(10):
-        try:
-            return call(*args)
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == 9:
-                raise
-            time.sleep(3)
-
-
 def rollout(ui: AirflowUI, run_id: str, concurrency: int) -> dict:
     cpu0 = busy_cpu_seconds()
     ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": run_id, "logical_date": None,
                                            "conf": {"concurrency": concurrency, "canary_pairs": 0}})
-    while (state := patient(ui.run_state, MAINTENANCE, run_id)) not in ("success", "failed"):
+    while (state := ui.run_state(MAINTENANCE, run_id)) not in ("success", "failed"):
         ui.check_running()
         time.sleep(2)
     run = ui.api(f"dags/{MAINTENANCE}/dagRuns/{run_id}")

@@ -149,9 +149,17 @@ class AirflowUI:
         request = urllib.request.Request(f"{self.url}/api/v2/{path}", data=data, method=method,
                                          headers={"Authorization": f"Bearer {self._token}",
                                                   "Content-Type": "application/json"})
-        # generous: on two busy cores (a second Airflow in the suite beside this one) answers take seconds
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
+        # generous: on two busy cores (a second Airflow in the suite beside this one) answers take seconds;
+        # and SQLite under that load sometimes fails a statement, which the api-server answers with a 500
+        # after rolling back: the same call again is what a person's browser would do
+        for attempt in range(1, 6):
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == 5:
+                    raise
+                time.sleep(2 * attempt)
 
     def check_running(self) -> None:
         for name, proc in self.processes.items():
