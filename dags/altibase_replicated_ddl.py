@@ -19,7 +19,7 @@ With `recover` (for a run after a failed one), **recover_leftovers** runs the re
 Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
 read-only **preflight** (replication and tables present, senders as the topology needs, admin mode 0,
 DDL properties at default, same table definitions, the last-table trap, the pair not held by another
-run). **plan** shows the exact statements per server; with `dry_run` (the default) the run ends there,
+run). **plan** shows the exact statements per server (its log, and its Rendered Templates tab); with `dry_run` (the default) the run ends there,
 and so does a run whose DDL is already applied on a whole pair ("nothing to do"). **hold_pair** takes
 the pair's lock on the servers themselves before anything changes (`SYS.AIRFLOW_DDL_LOCK`). **choose_variant** runs the
 chosen variant and skips the others at once — all of them when the pair was not held, so a refused run
@@ -30,7 +30,7 @@ mode 0, SQL apply 0, the same data: row counts and column sums), **restore** (wh
 tables back in replication and replication restarted where safe, admin mode 0 where every table is
 replicated, the service back onto a whole pair whose data agree — or a precise operator message; with
 a server down, what is safe on the survivor), and **summary** (every statement, per server, with time in
-admin mode, and whether the application service is as it was).
+admin mode, and whether the application service is as it was; its XCom tab: `text`, and `steps` with UTC times).
 
 Runs on different pairs go side by side; a second run on the same pair — of this Airflow or another —
 is refused by the pair's lock, naming the first. With `not_before` / `not_after` (a maintenance window;

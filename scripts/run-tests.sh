@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 $BIN/ruff check .
-$BIN/python -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal "$@"
+$BIN/python -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal --durations=15 "$@"

@@ -7,6 +7,7 @@ migrated once. ``load_dag(name)``: a DAG object from dags/, imported once per pr
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import os
 import shutil
@@ -20,6 +21,7 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 _loaded: dict[str, object] = {}
+_defaults: dict[str, dict] = {}
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +43,17 @@ def load_dag(name: str):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _loaded[name] = module.dag
+        _defaults[name] = {key: copy.deepcopy(param.value) for key, param in module.dag.params.items()}
     return _loaded[name]
+
+
+def dag_test_with_defaults(name: str, run_conf: dict, dag=None):
+    """``dag.test`` with the DAG's declared defaults under ``run_conf``: dag.test leaves a call's conf in
+    the DAG object's params, and the next call in the process would inherit what it did not give."""
+    dag = dag or load_dag(name)
+    return dag.test(run_conf={**copy.deepcopy(_defaults[name]), **run_conf})
+
+
 
 
 @contextlib.contextmanager

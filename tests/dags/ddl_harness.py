@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from altibase_sim.scenarios import connection_uri, seed_replicated_pair
-from tests.dags.conftest import load_dag, only_dag
+from tests.dags.conftest import dag_test_with_defaults, load_dag, only_dag
 
 ROLES = {"active_standby": ("active", "standby"), "active_active": ("active1", "active2")}
 ADD_C3 = "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER DEFAULT 7)"
@@ -39,7 +39,7 @@ def conf(sim: Any, topology: str, service_mode: str, **overrides: Any) -> dict[s
 def run_dag(run_conf: dict[str, Any]) -> Any:
     dag = load_dag("altibase_replicated_ddl")
     with only_dag("altibase_replicated_ddl"):
-        return dag.test(run_conf=run_conf)
+        return dag_test_with_defaults("altibase_replicated_ddl", run_conf, dag)
 
 
 def task_states(dagrun: Any) -> dict[str, str]:

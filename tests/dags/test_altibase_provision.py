@@ -15,7 +15,7 @@ import pytest
 
 from altibase_sim.control import SimulatorControl, start_daemon, stop_daemon
 from altibase_sim.registry import STATE_DIR_ENV
-from tests.dags.conftest import DAGS, load_dag
+from tests.dags.conftest import DAGS, dag_test_with_defaults, load_dag
 from tests.fakes.kubernetes_api import FakeApiServer, pod, rolled_out
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,7 @@ def run(tmp_path, monkeypatch, airflow_db) -> Callable[..., Any]:
         dag = load_dag(dag_id)
         conf = {"target": "simulator", "altibase_conn_ids": CONN_IDS, "dry_run": False}
         conf |= {k: v for k, v in FAST.items() if k in dag.params} | overrides
-        return dag.test(run_conf=conf)
+        return dag_test_with_defaults(dag_id, conf, dag)
 
     return run_dag
 

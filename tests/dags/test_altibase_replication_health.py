@@ -23,7 +23,7 @@ from altibase_ops.health.config import (
 )
 from altibase_ops.health.judgement import report_table
 from altibase_sim.scenarios import connection_uri, seed_replicated_pair
-from tests.dags.conftest import DAGS, load_dag
+from tests.dags.conftest import DAGS, dag_test_with_defaults
 
 DAG_ID = "altibase_replication_health"
 
@@ -41,7 +41,7 @@ def connect_all(sim, monkeypatch) -> None:
 
 def run(run_conf: dict[str, Any], dag: Any = None) -> tuple[Any, dict[str, dict[str, Any]], dict[str, str]]:
     """(dag run, result per server label, state per server label) of one in-process run."""
-    dagrun = (dag or load_dag(DAG_ID)).test(run_conf=run_conf)
+    dagrun = dag_test_with_defaults(DAG_ID, run_conf, dag)
     results, states = {}, {}
     for ti in dagrun.get_task_instances():
         if ti.task_id == "check_server":
