@@ -50,8 +50,11 @@ def load_dag(name: str):
 def dag_test_with_defaults(name: str, run_conf: dict, dag=None):
     """``dag.test`` with the DAG's declared defaults under ``run_conf``: dag.test leaves a call's conf in
     the DAG object's params, and the next call in the process would inherit what it did not give."""
-    dag = dag or load_dag(name)
-    return dag.test(run_conf={**copy.deepcopy(_defaults[name]), **run_conf})
+    if dag is None:
+        dag, defaults = load_dag(name), _defaults[name]  # taken when the file was first imported
+    else:  # a DAG object the caller imported afresh: its params are still the file's defaults
+        defaults = {key: param.value for key, param in dag.params.items()}
+    return dag.test(run_conf={**copy.deepcopy(defaults), **run_conf})
 
 
 
