@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,22 @@ def airflow_env(home: Path, port: int, sim: Any = None) -> dict[str, str]:
     return env
 
 
+def end_process_groups(leaders: list[int], exited: Callable[[int, float], None], grace: float = 10) -> None:
+    """SIGTERM to the process group each of ``leaders`` leads, up to ``grace`` seconds in all for the
+    leaders to exit (``exited(pid, timeout)`` waits for one), then SIGKILL to each group for whatever
+    lingers (LocalExecutor workers, task processes)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in leaders:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig == signal.SIGTERM:
+            deadline = time.monotonic() + grace
+            for pid in leaders:
+                exited(pid, max(0.1, deadline - time.monotonic()))
+
+
 @dataclass
 class AirflowUI:
     home: Path
@@ -104,21 +121,17 @@ class AirflowUI:
 
     def stop(self) -> list[int]:
         """End every component and its children; returns the pids of processes still using this home."""
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in self.processes.values():
+        procs = {proc.pid: proc for proc in self.processes.values()}
+
+        def exited(pid: int, timeout: float) -> None:
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                procs[pid].wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 pass
-        for proc in self.processes.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # its group: LocalExecutor workers, task processes
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+
+        end_process_groups(list(procs), exited)
+        for proc in procs.values():
+            proc.wait(timeout=10)  # reap our children
         return self.leftovers()
 
     def leftovers(self) -> list[int]:

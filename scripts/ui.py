@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -29,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from altibase_sim.control import daemon_info, start_daemon, stop_daemon  # noqa: E402
 from altibase_sim.scenarios import seed_replicated_pair  # noqa: E402
-from scripts.local_airflow import ADMIN, AirflowUI, airflow_env, free_port  # noqa: E402
+from scripts.local_airflow import ADMIN, AirflowUI, airflow_env, end_process_groups, free_port  # noqa: E402
 
 WORK = Path(os.environ.get("ALTIBASE_UI_DIR") or ROOT / ".ui")  # the browser test gives its own
 STATE = WORK / "ui.json"
@@ -115,19 +114,12 @@ Logs: {ui.home}/*.log. Stop everything: make ui-stop""")
 def stop() -> None:
     state = json.loads(STATE.read_text()) if STATE.exists() else None
     if state:
-        for pid in state["pids"].values():
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in state["pids"].values()):
-            time.sleep(0.2)
-        for pid in state["pids"].values():
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        def exited(pid: int, timeout: float) -> None:  # not our children (make ui has ended): watch /proc
+            deadline = time.monotonic() + timeout
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+        end_process_groups(list(state["pids"].values()), exited, grace=15)
         ui = AirflowUI(home=Path(state["home"]), port=0)
         deadline = time.monotonic() + 10
         while (left := ui.leftovers()) and time.monotonic() < deadline:

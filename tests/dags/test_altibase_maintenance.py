@@ -23,6 +23,7 @@ from urllib.parse import quote
 from altibase_sim.control import start_daemon, stop_daemon
 from altibase_sim.scenarios import seed_replicated_pair
 from scripts.local_airflow import AirflowUI, airflow_env, free_port
+from tests.dags.ddl_harness import query
 from tests.smtp_sink import SmtpSink
 
 DDL = "altibase_replicated_ddl"
@@ -85,11 +86,6 @@ def task_log(ui: AirflowUI, dag_id: str, run_id: str, task_id: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(folder.rglob("attempt=*.log")))
 
 
-def rows(sim, server: str, sql: str) -> list[tuple]:
-    with sim.connect(server, sysdba=True) as conn:
-        return conn.cursor().execute(sql).fetchall()
-
-
 def test_maintenance_rolls_changes_out_to_a_fleet_with_a_canary_and_lanes_and_notifies(tmp_path):
     state_dir = tmp_path / "sim"
     sim = start_daemon(state_dir, [f"{p}{s}" for p in (*PAIRS, "p4") for s in "ab"])
@@ -135,7 +131,7 @@ def test_maintenance_rolls_changes_out_to_a_fleet_with_a_canary_and_lanes_and_no
             wait_for(ui, "the approval request", lambda: _exists(ui, hitl))
             ui.api(hitl, {"chosen_options": ["Reject"], "params_input": {}}, method="PATCH")
             assert run_to_end(ui, DDL, "manual_first") == "failed"
-            assert rows(sim, "p4a", "SELECT COUNT(*) FROM SYS.AIRFLOW_DDL_LOCK") == [(0,)]  # given back
+            assert query(sim, "p4a", "SELECT COUNT(*) FROM SYS.AIRFLOW_DDL_LOCK") == [(0,)]  # given back
 
             state = run_to_end(ui, MAINTENANCE, m1["dag_run_id"], timeout=900)
             assert state == "success", ui.failure_report(MAINTENANCE, "window_1")
@@ -150,10 +146,10 @@ def test_maintenance_rolls_changes_out_to_a_fleet_with_a_canary_and_lanes_and_no
             assert overlap, f"the two lanes' DDL runs never overlapped: {span}"
             for p in PAIRS:
                 for server in (f"{p}a", f"{p}b"):
-                    assert ("C3",) in rows(sim, server, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
+                    assert ("C3",) in query(sim, server, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
                                                         "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
                                                         "t.TABLE_NAME = 'T1'"), server
-                    history = rows(sim, server, "SELECT CHANGE_ID, OUTCOME, RUN_ID FROM SYS.AIRFLOW_CHANGE_HISTORY "
+                    history = query(sim, server, "SELECT CHANGE_ID, OUTCOME, RUN_ID FROM SYS.AIRFLOW_CHANGE_HISTORY "
                                                 "WHERE REPLICATION_NAME = 'REP1'")
                     mine = sorted((c, o, r) for c, o, r in history if not c.startswith("manual-"))
                     assert mine == sorted((c, "applied", f"maintenance__{p}__{c}__window_1") for c in CHANGES), server

@@ -331,7 +331,9 @@ def on_simulator(conn_id: str) -> bool:
     try:
         from airflow.sdk import Connection
 
-        return Connection.get(conn_id).extra_dejson.get("backend") == "simulator"
+        from altibase_ops.backends import backend_name
+
+        return backend_name(Connection.get(conn_id)) == "simulator"
     except Exception:  # noqa: BLE001
         return False
 

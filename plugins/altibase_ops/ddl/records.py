@@ -32,8 +32,8 @@ from altibase_ops.sql.templates import render_sql
 
 LOCK_TABLE = "SYS.AIRFLOW_DDL_LOCK"
 APPLIED_TABLE = "SYS.AIRFLOW_DDL_APPLIED"
-_EXISTS = "31022"  # The name is already used by an existing object: created meanwhile by another run
-_TAKEN = "11058"  # The row already exists in a unique index: another run took the lock meanwhile
+ALREADY_EXISTS = "31022"  # The name is already used by an existing object: created meanwhile by another run
+DUPLICATE_KEY = "11058"  # The row already exists in a unique index: another run took the lock meanwhile
 
 
 class PairLockedError(AirflowException):
@@ -67,7 +67,8 @@ def holder_name(dag_id: str) -> str:
     return f"{dag_id} on {socket.gethostname()}"[:250]
 
 
-def _hook(server: Server) -> AltibaseHook:
+def sysdba_hook(server: Server) -> AltibaseHook:
+    """The short SYSDBA session this tool's own tables are read and written on (lock, records, history)."""
     return AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO)
 
 
@@ -76,11 +77,16 @@ def _ensure_tables(session: Any) -> None:
     for table, template in (("AIRFLOW_DDL_LOCK", "records/create_lock_table.sql"),
                             ("AIRFLOW_DDL_APPLIED", "records/create_applied_table.sql")):
         if table not in present:
-            try:
-                session.execute(render_sql(template))
-            except AltibaseServerError as exc:
-                if exc.code != _EXISTS:
-                    raise
+            create_table(session, template)
+
+
+def create_table(session: Any, template: str) -> None:
+    """One of this tool's tables, from its template; created meanwhile by another run is as good."""
+    try:
+        session.execute(render_sql(template))
+    except AltibaseServerError as exc:
+        if exc.code != ALREADY_EXISTS:
+            raise
 
 
 def tables_exist(session: Any) -> bool:
@@ -108,7 +114,7 @@ def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[s
     taken: dict[str, str] = {}
     try:
         for server in sorted(request.servers, key=lambda s: s.name):
-            with _hook(server).session() as session:
+            with sysdba_hook(server).session() as session:
                 _ensure_tables(session)
                 current = read_lock(session, request.replication_name)
                 now = int(time.time())
@@ -117,7 +123,7 @@ def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[s
                         session.execute(render_sql("records/take_lock.sql"),
                                         (request.replication_name, key, run_id, holder, now))
                     except AltibaseServerError as exc:
-                        if exc.code != _TAKEN:
+                        if exc.code != DUPLICATE_KEY:
                             raise
                         current = read_lock(session, request.replication_name)
                         raise PairLockedError(_locked_message(request, server, current, key)) from None
@@ -136,7 +142,7 @@ def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[s
         for server in request.servers:
             if taken.get(server.name) == "taken":
                 try:
-                    with _hook(server).session() as session:
+                    with sysdba_hook(server).session() as session:
                         session.execute(render_sql("records/release_lock.sql"), (request.replication_name, run_id))
                     log.info("%s: gave back this run's lock (the pair could not be held whole)", server.name)
                 except Exception as exc:  # noqa: BLE001 - the original error matters more; say what is left
@@ -162,7 +168,7 @@ def _locked_message(request: DdlRequest, server: Server, current: Lock | None, k
 def release_lock(request: DdlRequest, run_id: str, log: Any) -> None:
     """Release this run's lock (only its own) on every server it can reach."""
     for server in request.servers:
-        with _hook(server).session() as session:
+        with sysdba_hook(server).session() as session:
             if tables_exist(session):
                 session.execute(render_sql("records/release_lock.sql"), (request.replication_name, run_id))
     log.info("the pair is released by run %s", run_id)
@@ -181,14 +187,14 @@ def record(server: Server, request: DdlRequest, numbers: list[int], state: str, 
     if not numbers:
         return
     key, now = request_key(request), int(time.time())
-    with _hook(server).session() as session:
+    with sysdba_hook(server).session() as session:
         _ensure_tables(session)
         for number in numbers:
             if state == "BEGAN":
                 try:
                     session.execute(render_sql("records/record_began.sql"), (key, number, run_id, now))
                 except AltibaseServerError as exc:
-                    if exc.code != _TAKEN:  # began before (an earlier attempt): the row stays
+                    if exc.code != DUPLICATE_KEY:  # began before (an earlier attempt): the row stays
                         raise
             else:
                 session.execute(render_sql("records/record_done.sql"), (run_id, now, key, number))

@@ -67,9 +67,10 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
             "steps": steps}
 
 
-def iso(epoch: float) -> str:
-    """An audit time as a person reads it: ISO 8601, UTC, milliseconds."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+def iso(epoch: float, milliseconds: bool = True) -> str:
+    """A time as a person reads it: ISO 8601, UTC (the audit: with milliseconds; the history: seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + (
+        f".{int(epoch % 1 * 1000):03d}Z" if milliseconds else "Z")
 
 
 def failure_advice(restored: dict[str, Any] | None, began: bool) -> str:

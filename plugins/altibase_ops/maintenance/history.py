@@ -23,17 +23,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from altibase_ops.ddl.records import request_key
+from altibase_ops.ddl.records import DUPLICATE_KEY, create_table, request_key, sysdba_hook
 from altibase_ops.ddl.request import DdlRequest, Server
-from altibase_ops.ddl.state import CLIENT_INFO
+from altibase_ops.ddl.summary import iso
 from altibase_ops.exceptions import AltibaseServerError
-from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.templates import render_sql
 
 HISTORY_TABLE = "SYS.AIRFLOW_CHANGE_HISTORY"
 APPLIED_OUTCOMES = ("applied", "found_applied")
-_EXISTS = "31022"  # created meanwhile by another run
-_TAKEN = "11058"  # this run's row exists already (the task ran again): update it
 
 
 @dataclass(frozen=True)
@@ -63,14 +60,6 @@ def history_key(request: DdlRequest) -> tuple[str, str]:
     return request.change_id or f"manual-{request_key(request)}", checksum
 
 
-def utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def _hook(server: Server) -> AltibaseHook:
-    return AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO)
-
-
 def _table_exists(session: Any) -> bool:
     return bool(session.dicts(render_sql("history/read_history_table.sql")))
 
@@ -81,22 +70,19 @@ def record_outcome(request: DdlRequest, outcome: str, run_id: str, dag_id: str, 
     that cannot be reached is logged, not fatal: the other server's row is the record."""
     change_id, checksum = history_key(request)
     ended = time.time()
-    values = (checksum, outcome, dag_id, utc(started_at), utc(ended), max(0, round(ended - started_at)))
+    values = (checksum, outcome, dag_id, iso(started_at, milliseconds=False), iso(ended, milliseconds=False),
+              max(0, round(ended - started_at)))
     written = []
     for server in request.servers:
         try:
-            with _hook(server).session() as session:
+            with sysdba_hook(server).session() as session:
                 if not _table_exists(session):
-                    try:
-                        session.execute(render_sql("history/create_history_table.sql"))
-                    except AltibaseServerError as exc:
-                        if exc.code != _EXISTS:
-                            raise
+                    create_table(session, "history/create_history_table.sql")
                 try:
                     session.execute(render_sql("history/insert_history.sql"),
                                     (request.replication_name, change_id, *values[:2], run_id, *values[2:]))
                 except AltibaseServerError as exc:
-                    if exc.code != _TAKEN:
+                    if exc.code != DUPLICATE_KEY:  # this run's row exists (the task ran again): update it
                         raise
                     session.execute(render_sql("history/update_history.sql"),
                                     (*values, request.replication_name, change_id, run_id))
@@ -108,24 +94,33 @@ def record_outcome(request: DdlRequest, outcome: str, run_id: str, dag_id: str, 
     return written
 
 
+def history_rows(session: Any, replication_name: str, server: str) -> list[HistoryRow]:
+    """The history one server keeps for a replication ([] before the table exists)."""
+    if not _table_exists(session):
+        return []
+    return [HistoryRow(*(str(r[c]).strip() for c in ("CHANGE_ID", "CHECKSUM", "OUTCOME", "RUN_ID", "DAG_ID",
+                                                     "STARTED_AT", "ENDED_AT")), int(r["DURATION_SECONDS"]), server)
+            for r in session.dicts(render_sql("history/read_history.sql"), (replication_name,))]
+
+
+def merge(rows: list[HistoryRow]) -> list[HistoryRow]:
+    """Both servers' rows as one history (a run recorded on either counts once), oldest first."""
+    unique = {(r.change_id, r.run_id): r for r in reversed(rows)}  # the first server's row wins
+    return sorted(unique.values(), key=lambda r: (r.ended_at, r.run_id))
+
+
 def read_history(servers: list[Server], replication_name: str) -> tuple[list[HistoryRow], list[str]]:
-    """The pair's history merged from both servers (a run recorded on either counts), oldest first, and
-    the servers that could not be read (with why)."""
-    rows: dict[tuple[str, str], HistoryRow] = {}
+    """The pair's history merged from both servers, oldest first, and the servers that could not be
+    read (with why)."""
+    rows: list[HistoryRow] = []
     unreadable = []
     for server in servers:
         try:
-            with _hook(server).session() as session:
-                if not _table_exists(session):
-                    continue
-                for r in session.dicts(render_sql("history/read_history.sql"), (replication_name,)):
-                    row = HistoryRow(*(str(r[c]).strip() for c in ("CHANGE_ID", "CHECKSUM", "OUTCOME", "RUN_ID",
-                                                                   "DAG_ID", "STARTED_AT", "ENDED_AT")),
-                                     int(r["DURATION_SECONDS"]), server.name)
-                    rows.setdefault((row.change_id, row.run_id), row)
+            with sysdba_hook(server).session() as session:
+                rows += history_rows(session, replication_name, server.name)
         except Exception as exc:  # noqa: BLE001 - reported to the caller, who decides
             unreadable.append(f"{server.name}: {exc}")
-    return sorted(rows.values(), key=lambda r: (r.ended_at, r.run_id)), unreadable
+    return merge(rows), unreadable
 
 
 def latest(rows: list[HistoryRow], change_id: str) -> HistoryRow | None:

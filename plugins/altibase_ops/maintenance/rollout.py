@@ -15,24 +15,22 @@ rollout stops on the first failure: every lane looks before starting its next ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DagRunTriggerException
 
-from altibase_ops.ddl.records import read_lock
+from altibase_ops.ddl.records import read_lock, sysdba_hook
 from altibase_ops.ddl.request import Server
-from altibase_ops.ddl.state import CLIENT_INFO
-from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.maintenance.changes import Change
 from altibase_ops.maintenance.history import (
     APPLIED_OUTCOMES,
     HistoryRow,
     expected_seconds,
+    history_rows,
     latest,
-    read_history,
+    merge,
 )
 from altibase_ops.pairs import Pair
 
@@ -41,13 +39,6 @@ DDL_DAG_ID = "altibase_replicated_ddl"
 # lasts far longer than the seconds the scheduler may still be handling the lane's deferral, so the
 # trigger never fires inside that window (apache/airflow#72716).
 DDL_RUN_POLL_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class PairStatus:
-    pair: str
-    changes: dict[str, str]  # change id -> applied | edited | failed | blocked | pending | untouched
-    note: str = ""
 
 
 def run_id_for(maintenance_run_id: str, pair: str, change_id: str) -> str:
@@ -76,20 +67,22 @@ def pair_statuses(changes: list[Change], pair: str, rows: list[HistoryRow], retr
 
 
 def read_pair(pair: Pair) -> tuple[list[HistoryRow], str]:
-    """The pair's history, and why it must be left alone ("" when it may be changed)."""
-    servers = [Server(s["name"], s["conn_id"], s["role"]) for s in pair.servers]
-    rows, unreadable = read_history(servers, pair.replication_name)
-    if unreadable:
-        return rows, "cannot read its history: " + "; ".join(unreadable)
-    for server in servers:
+    """The pair's history, and why it must be left alone ("" when it may be changed): one session per
+    server reads both its history and the pair's lock."""
+    rows: list[HistoryRow] = []
+    unreadable, locks = [], []
+    for entry in pair.servers:
+        server = Server(entry["name"], entry["conn_id"], entry["role"])
         try:
-            with AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO).session() as s:
-                lock = read_lock(s, pair.replication_name)
+            with sysdba_hook(server).session() as session:
+                rows += history_rows(session, pair.replication_name, server.name)
+                locks.append(read_lock(session, pair.replication_name))
         except Exception as exc:  # noqa: BLE001 - the pair is reported untouched, the others go on
-            return rows, f"cannot read its lock on {server.name}: {exc}"
-        if lock is not None:
-            return rows, f"held by {lock.describe()}"
-    return rows, ""
+            unreadable.append(f"{server.name}: {exc}")
+    if unreadable:
+        return merge(rows), "cannot read its history and lock: " + "; ".join(unreadable)
+    held = next((lock for lock in locks if lock is not None), None)
+    return merge(rows), f"held by {held.describe()}" if held else ""
 
 
 def plan_rollout(changes: list[Change], pairs: list[Pair], *, maintenance_run_id: str, window_closes_at: datetime,
@@ -170,22 +163,20 @@ class RolloutLaneOperator(BaseOperator):
         ti = context["ti"]
         plan = ti.xcom_pull(task_ids=self.plan_task_id) or {}
         closes = datetime.fromisoformat(plan["window_closes_at"])
-        for item in self.lane[index:]:
-            failed = []
-            if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=plan["run_ids"], states=["failed"]):
-                failed = [rid for rid in plan["run_ids"]
-                          if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=[rid], states=["failed"])]
-            if failed:
+        for position in range(index, len(self.lane)):
+            item = self.lane[position]
+            not_started = ", ".join(f"{i['change_id']} on {i['pair']}" for i in self.lane[position:])
+            if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=plan["run_ids"], states=["failed"]):  # one call, then which
+                failed = next((rid for rid in plan["run_ids"]
+                               if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=[rid], states=["failed"])), "?")
                 raise AirflowSkipException(
-                    f"the rollout stopped: DDL run {failed[0]} failed; not started here: "
-                    + ", ".join(f"{i['change_id']} on {i['pair']}" for i in self.lane[self.lane.index(item):]))
+                    f"the rollout stopped: DDL run {failed} failed; not started here: {not_started}")
             left = (closes - datetime.now(UTC)).total_seconds()
             if left < item["expected_seconds"]:
                 raise AirflowSkipException(
                     f"the maintenance window closes at {closes.isoformat()} ({max(0, int(left))} s left); "
                     f"change {item['change_id']} on {item['pair']} needs about {item['expected_seconds']} s; "
-                    "not started: " + ", ".join(f"{i['change_id']} on {i['pair']}"
-                                                for i in self.lane[self.lane.index(item):]))
+                    f"not started: {not_started}")
             if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=[item["run_id"]]):
                 # this lane ran before (cleared, or a worker lost): follow the run it already started
                 state = _state(ti.get_dagrun_state(dag_id=DDL_DAG_ID, run_id=item["run_id"]))
