@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("--code", required=True, help="5 hex digits, e.g. 61027; DOWN: the server goes down on it; "
                       "RESTART: it runs, and the server restarts when that session ends; SLOW:<seconds>: it "
                       "runs that much later (a long DDL)")
+    fail.add_argument("--skip", type=int, default=0, help="let this many matching statements pass first")
+    fault.add_parser("load-fail", help="make the next load start/stop on a server fail (a service step "
+                     "refused)").add_argument("--server", required=True)
 
     load = sub.add_parser("load", help="application load").add_subparsers(dest="load", required=True,
                                                                          parser_class=_Parser)
@@ -148,7 +151,9 @@ def _fault(sim: SimulatorControl, args: argparse.Namespace) -> None:
     elif args.fault == "release-session":
         sim.release_session(args.id)
     elif args.fault == "fail-once":
-        sim.fail_once(args.server, args.match, args.code)
+        sim.fail_once(args.server, args.match, args.code, skip=args.skip)
+    elif args.fault == "load-fail":
+        sim.fail_load_once(args.server)
 
 
 def _load(sim: SimulatorControl, args: argparse.Namespace) -> None:

@@ -134,8 +134,11 @@ class SimulatorControl:
     def set_sender_rate(self, server: str, replication: str, rows_per_second: int | None) -> None:
         self.call("set_sender_rate", server=server, replication=replication, rows_per_second=rows_per_second)
 
-    def fail_once(self, server: str, statement_regex: str, code: str) -> None:
-        self.call("fail_once", server=server, statement_regex=statement_regex, code=code)
+    def fail_once(self, server: str, statement_regex: str, code: str, skip: int = 0) -> None:
+        self.call("fail_once", server=server, statement_regex=statement_regex, code=code, skip=skip)
+
+    def fail_load_once(self, server: str, message: str = "injected fault") -> None:
+        self.call("fail_load_once", server=server, message=message)
 
     def hold_session(self, server: str, user: str = "SYS", password: str = "manager",
                      client_info: str = "held-session", sysdba: bool = False) -> int:
@@ -146,9 +149,11 @@ class SimulatorControl:
         self.call("release_session", held_id=held_id)
 
     def load_start(self, server: str, table: str = "SYS.T1", sessions: int = 2, interval: float = 0.005,
-                   key_column: str = "C1", value_column: str | None = "C2") -> dict:
+                   key_column: str = "C1", value_column: str | None = "C2", user: str = "SYS",
+                   password: str = "manager", credentials_of: str | None = None) -> dict:
         return self.call("load_start", server=server, table=table, sessions=sessions, interval=interval,
-                         key_column=key_column, value_column=value_column)
+                         key_column=key_column, value_column=value_column, user=user, password=password,
+                         credentials_of=credentials_of)
 
     def load_stop(self, server: str | None = None) -> list[dict]:
         return self.call("load_stop", server=server)

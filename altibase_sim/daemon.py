@@ -21,7 +21,7 @@ from altibase_sim.simulation import Simulation
 DAEMON_FILE = "daemon.json"
 # control commands: the Simulation methods a client may call
 COMMANDS = {"add_server", "remove_server", "server_down", "server_up", "restart_server", "set_config", "servers", "status", "pause_sender",
-            "resume_sender", "set_sender_rate", "fail_once", "hold_session", "release_session", "load_start",
+            "resume_sender", "set_sender_rate", "fail_once", "fail_load_once", "hold_session", "release_session", "load_start",
             "load_stop", "load_status"}
 
 

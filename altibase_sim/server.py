@@ -173,7 +173,7 @@ class Server:
         self.up = True
         self.replication: ReplicationManager | None = None  # set by the simulation
         # (statement pattern, error code | "DOWN" | "RESTART" | "SLOW:<seconds>"), each fires once
-        self.faults: list[tuple[re.Pattern, str]] = []
+        self.faults: list[list] = []  # [pattern, code, matches to let pass first]
         self.on_crash: Callable[[], None] | None = None  # set by the simulation: take this server down
         self.on_restart: Callable[[], None] | None = None  # set by the simulation: restart this server
         self.schema_version = 0  # bumped by every DDL; senders re-check definitions when it moves
@@ -318,7 +318,11 @@ class Server:
     # ------------------------------------------------------------------ execution
     def execute(self, session: Session, sql: str, params: list[Any] | None = None) -> Result:
         params = list(params or [])
-        for i, (pattern, code) in enumerate(self.faults):
+        for i, fault in enumerate(self.faults):
+            pattern, code, skip = fault
+            if pattern.search(sql) and skip > 0:
+                fault[2] -= 1
+                break
             if pattern.search(sql):
                 del self.faults[i]
                 if code == "DOWN" and self.on_crash is not None:

@@ -213,6 +213,7 @@ class AppLoad:
         with self.lock:
             data = {"server": self.server, "table": self.table, "running": not self.stop_event.is_set(),
                     "sessions": self.sessions, "interval": self.interval, "key_column": self.key_column,
+                    "user": self.user,
                     "value_column": self.value_column,
                     "committed": len(self.committed), "errors": self.errors, "last_error": self.last_error,
                     "started_at": getattr(self, "started_at", None), "stopped_at": getattr(self, "stopped_at", None)}
@@ -229,6 +230,8 @@ class Simulation:
         self.lock = threading.RLock()
         self.loads: dict[str, AppLoad] = {}
         self.finished_loads: list[dict] = []
+        self.load_faults: dict[str, str] = {}
+        self.stopped_loads: list[AppLoad] = []  # their credentials, for credentials_of
         self.held: dict[int, Any] = {}
         self._next_held = 1
         registry = read_registry(self.state_dir)
@@ -405,8 +408,21 @@ class Simulation:
         else:
             rates[replication.upper()] = max(1, int(rows_per_second))
 
-    def fail_once(self, server: str, statement_regex: str, code: str) -> None:
-        self.server(server).faults.append((re.compile(statement_regex, re.IGNORECASE), code.upper()))
+    def fail_once(self, server: str, statement_regex: str, code: str, skip: int = 0) -> None:
+        """The next matching statement fails with ``code``; with ``skip``, the (skip+1)-th one does."""
+        self.server(server).faults.append([re.compile(statement_regex, re.IGNORECASE), code.upper(), int(skip)])
+
+    def fail_load_once(self, server: str, message: str = "injected fault") -> None:
+        """The next load command on ``server`` (start or stop) fails, changing nothing: the application's
+        side refusing a service step (a deployment that cannot scale, a router that rejects the change)."""
+        with self.lock:
+            self.load_faults[server] = message
+
+    def _load_fault(self, server: str) -> None:
+        with self.lock:
+            message = self.load_faults.pop(server, None)
+        if message is not None:
+            raise RuntimeError(f"the application load on {server} refused the command ({message})")
 
     def hold_session(self, server: str, user: str = "SYS", password: str = "manager",
                      client_info: str = "held-session", sysdba: bool = False) -> int:
@@ -428,19 +444,35 @@ class Simulation:
     # ------------------------------------------------------------------ application load
     def load_start(self, server: str, table: str = "SYS.T1", sessions: int = 2, interval: float = 0.005,
                    key_column: str = "C1", value_column: str | None = "C2", user: str = "SYS",
-                   password: str = "manager") -> dict:
+                   password: str = "manager", credentials_of: str | None = None) -> dict:
+        """``credentials_of``: log in as the last load of that server did (its user and password), so a
+        service control that moves or restarts an application never needs to know its password."""
+        self._load_fault(server)
         with self.lock:
             if server in self.loads:
                 return self.loads[server].status()
+            if credentials_of is not None:
+                user, password = self._credentials(credentials_of, user, password)
             load = AppLoad(self, server, table, sessions, interval, key_column, value_column, user, password)
             self.loads[server] = load
         load.start()
         return load.status()
 
+    def _credentials(self, server: str, user: str, password: str) -> tuple[str, str]:
+        if server in self.loads:
+            return self.loads[server].user, self.loads[server].password
+        for load in reversed(self.stopped_loads):
+            if load.server == server:
+                return load.user, load.password
+        return user, password
+
     def load_stop(self, server: str | None = None) -> list[dict]:
+        if server is not None:
+            self._load_fault(server)
         with self.lock:
             names = [server] if server else list(self.loads)
             stopping = [self.loads.pop(n) for n in names if n in self.loads]
+            self.stopped_loads += stopping
         for load in stopping:
             load.stop()
             self.finished_loads.append(load.status(with_keys=True))

@@ -59,12 +59,12 @@ from altibase_ops.ddl.operators import (
     step_task_ids,
 )
 from altibase_ops.ddl.preflight import check_connections, preflight
-from altibase_ops.ddl.procedure import VARIANTS, procedure
-from altibase_ops.ddl.records import holder_name, release_lock, take_lock
+from altibase_ops.ddl.procedure import VARIANTS
+from altibase_ops.ddl.records import holder_name, refresh_lease, release_lock, take_lock
 from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
-from altibase_ops.ddl.restore import procedure_began, restore, variant_step_states, wait_for_steps_to_settle
+from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
-from altibase_ops.ddl.summary import failure_advice, summarize
+from altibase_ops.ddl.summary import failure_advice, observe_pair, summarize
 from altibase_ops.ddl.verify import post_checks
 from altibase_ops.ddl.window import MaintenanceWindowOperator
 from altibase_ops.maintenance.history import record_outcome
@@ -166,6 +166,11 @@ with DAG(
         "recover": Param(False, type="boolean", title="Recover first", section="Safety",
                          description="Run the restore path before preflight: for a run that follows a failed "
                                      "one (admin mode left on, replication left stopped). Never needed otherwise.", **DRAFT7),
+        "lock_lease_seconds": Param(3600, type="integer", minimum=1, title="Lock lease (seconds)", section="Safety",
+                                    description="Another run (recover included) takes this run's lock of the pair "
+                                                "only when this run is over in Airflow, or when it showed no sign of "
+                                                "life for this long plus its longest wait. Longer than any one DDL "
+                                                "statement may take.", **DRAFT7),
         "gap_timeout_seconds": Param(300, type="integer", minimum=1, title="Gap wait (seconds)", section="Safety",
                                      description="How long the replication gap may take to reach 0 before a step "
                                                  "gives up (and restore runs).", **DRAFT7),
@@ -228,7 +233,14 @@ with DAG(
             from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException("recover is off: nothing to recover")  # shown as skipped, not green
-        return restore(request, [], log, resumable_ok=True)
+        # the pair's lock first: a live holder is refused whatever recover says, before anything is touched
+        ti = context["ti"]
+        take_lock(request, ti.run_id, holder_name(ti.dag_id), log, run_state=ti.get_dagrun_state)
+        audits: list = []
+        try:
+            return restore(request, [], log, resumable_ok=True, audits=audits)
+        finally:
+            ti.xcom_push(key="audit", value=audits)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def run_preflight(**context) -> dict:
@@ -252,7 +264,8 @@ with DAG(
     @task
     def hold_pair(**context) -> dict:
         request = DdlRequest.from_params(context["params"])
-        held = take_lock(request, context["ti"].run_id, holder_name(context["ti"].dag_id), log)
+        ti = context["ti"]
+        held = take_lock(request, ti.run_id, holder_name(ti.dag_id), log, run_state=ti.get_dagrun_state)
         context["ti"].xcom_push(key="held_at", value=time.time())  # the history's start of this run
         notify("started", context, "The pair is held; the procedure begins.")
         return held
@@ -260,6 +273,7 @@ with DAG(
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def run_post_checks(**context) -> dict:
         request = DdlRequest.from_params(context["params"])
+        refresh_lease(request, context["ti"].run_id, log)
         result = post_checks(request, log)
         release_lock(request, context["ti"].run_id, log)  # the pair is whole: the next run may come
         return result
@@ -267,20 +281,29 @@ with DAG(
     # Runs only when something failed: waits for steps still running elsewhere, then restores.
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def run_restore(**context) -> dict:
-        if not procedure_began(context):
-            from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
+        ti = context["ti"]
+        if not procedure_began(context):
             # the failure came before any step ran (validation, preflight, the lock): nothing was changed;
             # a lock this run took is given back (only this run's row is ever deleted)
-            if context["ti"].xcom_pull(task_ids="hold_pair"):
-                release_lock(DdlRequest.from_params(context["params"]), context["ti"].run_id, log)
+            if ti.xcom_pull(task_ids="hold_pair"):
+                release_lock(DdlRequest.from_params(context["params"]), ti.run_id, log)
             raise AirflowSkipException("the procedure never started, so there is nothing to restore")
         request = DdlRequest.from_params(context["params"])
+        refresh_lease(request, ti.run_id, log)  # LockLostError: another run took the pair over; touch nothing
         wait_for_steps_to_settle(context, request, log)
-        records = context["ti"].xcom_pull(task_ids=step_task_ids(request, "service")) or []
+        records = ti.xcom_pull(task_ids=step_task_ids(request, "service")) or []
         history = [r for batch in records if batch for r in batch]
-        result = restore(request, history, log, started_at=preflight_start_times(context))
-        release_lock(request, context["ti"].run_id, log)  # restored whole (an unsafe restore keeps it held)
+        audits: list = []
+        try:
+            result = restore(request, history, log, started_at=preflight_start_times(context), audits=audits)
+        finally:
+            ti.xcom_push(key="audit", value=audits)
+        if result["whole"]:
+            release_lock(request, ti.run_id, log)  # restored whole: the next run may come
+        else:
+            log.info("the pair stays held by this run: %s", result["intermediate"])
         return result
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -294,23 +317,22 @@ with DAG(
             raise AirflowException(f"the run's params are invalid ({exc}); validate_params refused them "
                                    "before any server was touched") from None
         ti = context["ti"]
-        audits = audit_records(ti.xcom_pull(task_ids=step_task_ids(request), key="audit") or [])
+        audits = audit_records(ti.xcom_pull(task_ids=[*step_task_ids(request), "recover_leftovers", "run_restore"],
+                                            key="audit") or [])
         post = ti.xcom_pull(task_ids="run_post_checks")
         restored = ti.xcom_pull(task_ids="run_restore")
-        states = variant_step_states(context, request.variant)
-        service_steps = [(b.steps[0].step_id, b.steps[0].service, request.server(b.role).name,
-                          states.get(f"{request.variant}.{b.task_id}"))
-                         for stage in procedure(request.topology, request.service_mode) for b in stage
-                         if b.action == "service"]
-        result = summarize(request, audits, post, restored, log, service_steps)
+        records = ti.xcom_pull(task_ids=step_task_ids(request, "service")) or []
+        observation = observe_pair(request, [r for batch in records if batch for r in batch])
+        result = summarize(request, audits, post, restored, log, observation)
         held_at = ti.xcom_pull(task_ids="hold_pair", key="held_at")
         if held_at is not None:  # the run held the pair: its outcome goes into the pair's history
             record_outcome(request, "applied" if post is not None else "failed", ti.run_id, ti.dag_id, held_at, log)
+        began = held_at is not None or ti.xcom_pull(task_ids="recover_leftovers") is not None
         if post is None:
             ti.xcom_push(key="summary", value=result)  # kept for a failed run too
-            message = (f"the procedure did not complete: see the failed task and run_restore's log. "
-                       f"{result['service']}")
-            notify("failed", context, f"{message}\n\n{failure_advice(restored, held_at is not None)}\n\n{result['text']}")
+            message = f"the procedure did not complete: see the failed task and run_restore's log. {result['service']}"
+            notify("failed", context,
+                   f"{message}\n\n{failure_advice(restored, began, observation)}\n\n{result['text']}")
             raise AirflowException(message)
         notify("succeeded", context, result["text"])
         return result

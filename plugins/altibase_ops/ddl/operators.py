@@ -23,6 +23,7 @@ from airflow.sdk.bases.operator import ExecutorSafeguard
 
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
+from altibase_ops.ddl.records import refresh_lease
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO
 from altibase_ops.ddl.steps import (
@@ -53,6 +54,12 @@ from altibase_ops.triggers.altibase import check_deferral
 
 PREFLIGHT_TASK_ID = "run_preflight"
 HOLD_TASK_ID = "hold_pair"
+
+
+def keep_alive(context: Context, request: DdlRequest, log: Any) -> None:
+    """This run's sign of life on the pair's lock (its lease moves on); LockLostError when another run took
+    the lock over: the step stops before it touches anything."""
+    refresh_lease(request, context["ti"].run_id, log)
 
 
 def preflight_start_times(context: Context) -> dict[str, int]:
@@ -98,7 +105,9 @@ class DdlIsqlStepOperator(DdlStepMixin, IsqlOperator):
         self.sql = step_script(self.step, request)
 
     def execute(self, context: Context) -> Any:
-        return self.run_step(context, DdlRequest.from_params(context["params"]), preflight_start_times(context))
+        request = DdlRequest.from_params(context["params"])
+        keep_alive(context, request, self.log)
+        return self.run_step(context, request, preflight_start_times(context))
 
     def run_step(self, context: Context, request: DdlRequest, started_at: dict[str, int]) -> Any:
         """The step on its server, audited. Talks to Airflow only through ``_push_audit`` (a block's lanes
@@ -180,6 +189,7 @@ class DdlBlockOperator(DdlIsqlStepOperator):
         opening = True  # the waits before the block's first statement may defer
         value = None
         for segment in self.block.segments:
+            keep_alive(context, request, self.log)  # between segments: no lane holds a session now
             if len(segment) == 1:
                 for step in segment[0]:
                     opening = opening and step.action in _SENSORS
@@ -275,6 +285,7 @@ class _DdlCheckStep(DdlStepMixin):
 
     def execute(self, context: Context) -> Any:
         request = DdlRequest.from_params(context["params"])
+        keep_alive(context, request, self.log)  # the lease covers the longest wait (a deferral included)
         self.server_started_at = preflight_start_times(context).get(request.server(self.step.role).name)
         return super().execute(context)  # type: ignore[misc]
 
@@ -311,6 +322,11 @@ class DdlServiceStepOperator(ServiceControlOperator):
     def __init__(self, *, step: Step, **kwargs: Any) -> None:
         super().__init__(action=step.service, step_id=step.step_id, **kwargs)
         self.step = step
+
+    def execute(self, context: Context) -> Any:
+        if not context.get("task_reschedule_count"):  # a manual step's first look; its lease covers the approval
+            keep_alive(context, DdlRequest.from_params(context["params"]), self.log)
+        return super().execute(context)
 
     def service_target(self, context: Context) -> ServiceTarget:
         request = DdlRequest.from_params(context["params"])

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.backends import connection_problems, server_address
 from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict
-from altibase_ops.ddl.records import LOCK_TABLE, request_key
+from altibase_ops.ddl.records import LOCK_TABLE, locked_message, request_key
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
 from altibase_ops.exceptions import AltibaseServerError
@@ -81,11 +81,9 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
         lock = state.lock
         ours = lock is not None and lock.request_key == key
         if lock is not None and not ours:
-            problems.append(f"{server.name}: replication {request.replication_name} is held by {lock.describe()}, "
-                            "another request; wait for it to end (ddl/records.py explains the lock)")
+            problems.append(f"{server.name}: another request: " + locked_message(request, server.name, lock))
         elif ours and not request.recover:
-            problems.append(f"{server.name}: an earlier run of this request holds the pair ({lock.describe()}) and "
-                            "did not finish; trigger again with recover=true to finish it")
+            problems.append(locked_message(request, server.name, lock))
         missing = [t for t in request.tables if t not in state.items]
         if missing and ours:
             # what an interrupted run of this request leaves (after O4/R4), proven by its lock

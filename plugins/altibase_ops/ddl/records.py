@@ -4,7 +4,11 @@
   changes, by one run of one request; a second run is refused naming the holder. The row stays when a
   run fails short of restoring everything, and it is the proof that a table out of the replication
   was taken out by *this* request (preflight resumes only that); the next run of the same request with
-  ``recover=true`` takes it over. Released when the run ends with the pair whole.
+  ``recover=true`` takes it over — only once the holder is provably dead: its Airflow run is over
+  (read through Airflow), or its *lease* ran out (every task of the holder refreshes HEARTBEAT_AT and
+  EXPIRES_AT = now + its longest wait + ``lock_lease_seconds``). A live holder is never taken over,
+  whatever ``recover`` says; a holder whose lock was taken over finds out at its next task and stops.
+  Released when the run ends with the pair whole.
 - **what a DDL step ran** (``SYS.AIRFLOW_DDL_APPLIED``): BEGAN before a statement, DONE after, per
   request and statement. A statement whose effect the catalog cannot show (TRUNCATE) runs only when
   its server has no record of it for this request: a re-run never truncates twice.
@@ -44,17 +48,64 @@ class UnsureWhetherAppliedError(AirflowException):
     """A statement whose effect cannot be read began on a server and never reported back."""
 
 
+class LockLostError(AirflowException):
+    """This run's lock of the pair is gone (another run took it over as dead): it must not touch the pair."""
+
+
+def _utc(epoch: int | None) -> str:
+    return "never" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
 @dataclass
 class Lock:
     request_key: str
     run_id: str
     holder: str
     taken_at: int
+    heartbeat_at: int | None = None  # the holder's last sign of life (None: a row of an earlier version)
+    expires_at: int | None = None  # after this the holder counts as dead
+
+    @property
+    def dag_id(self) -> str:
+        return self.holder.split(" on ", 1)[0]
+
+    def lease_expired(self, now: float | None = None) -> bool:
+        expires = self.expires_at if self.expires_at is not None else self.taken_at + DEFAULT_LEASE_SECONDS
+        return (now or time.time()) > expires
 
     def describe(self) -> str:
         age = int(time.time()) - self.taken_at
+        beat = self.heartbeat_at or self.taken_at
         return (f"run {self.run_id!r} of {self.holder} (request {self.request_key}), since "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.taken_at))} ({age // 60} min ago)")
+                f"{_utc(self.taken_at)} ({age // 60} min ago), last heartbeat {_utc(beat)} "
+                f"({int(time.time()) - beat} s ago), lease until {_utc(self.expires_at)}")
+
+
+# a lock row without a lease (written by an earlier version of this tool) expires this long after it was taken
+DEFAULT_LEASE_SECONDS = 6 * 3600
+FINISHED_RUN_STATES = {"success", "failed"}
+
+
+def holder_liveness(lock: Lock, run_state: Any = None) -> tuple[bool, str]:
+    """(alive, why): a holder is dead when its Airflow run is over (``run_state(dag_id, run_id)`` gives
+    its state, or None where this Airflow does not know it) or its lease ran out; alive otherwise."""
+    state = None
+    if run_state is not None:
+        try:
+            state = run_state(lock.dag_id, lock.run_id)
+        except Exception:  # noqa: BLE001 - a run this Airflow does not know (another installation): the lease decides
+            state = None
+    state = str(state.value if hasattr(state, "value") else state) if state is not None else None
+    if state in FINISHED_RUN_STATES:
+        return False, f"its Airflow run is {state}"
+    if lock.lease_expired():
+        return False, f"its lease ran out at {_utc(lock.expires_at)} (no sign of life since {_utc(lock.heartbeat_at)})"
+    seen = f"its Airflow run is {state}" if state else "its Airflow run is not visible here"
+    return True, f"{seen} and its lease runs until {_utc(lock.expires_at)}"
+
+
+def lease_until(request: DdlRequest, now: float | None = None) -> int:
+    return int((now or time.time()) + request.longest_wait_seconds + request.lock_lease_seconds)
 
 
 def request_key(request: DdlRequest) -> str:
@@ -78,6 +129,18 @@ def _ensure_tables(session: Any) -> None:
                             ("AIRFLOW_DDL_APPLIED", "records/create_applied_table.sql")):
         if table not in present:
             create_table(session, template)
+    # a lock table made by an earlier version of this tool has no lease yet (our own table, in no replication)
+    for column in ("HEARTBEAT_AT", "EXPIRES_AT"):
+        if column not in _lock_columns(session):
+            try:
+                session.execute(render_sql("records/add_lease_column.sql", column=column))
+            except AltibaseServerError:
+                if column not in _lock_columns(session):  # not added meanwhile by another run: a real failure
+                    raise
+
+
+def _lock_columns(session: Any) -> set[str]:
+    return {str(r["COLUMN_NAME"]).strip() for r in session.dicts(render_sql("records/read_lock_columns.sql"))}
 
 
 def create_table(session: Any, template: str) -> None:
@@ -100,13 +163,18 @@ def read_lock(session: Any, replication_name: str) -> Lock | None:
     if not rows:
         return None
     row = rows[0]
+
+    def epoch(name: str) -> int | None:
+        return None if row.get(name) is None else int(row[name])
+
     return Lock(str(row["REQUEST_KEY"]).strip(), str(row["RUN_ID"]).strip(), str(row["HOLDER"]).strip(),
-                int(row["TAKEN_AT"]))
+                int(row["TAKEN_AT"]), epoch("HEARTBEAT_AT"), epoch("EXPIRES_AT"))
 
 
-def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[str, str]:
+def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any, run_state: Any = None) -> dict[str, str]:
     """Hold the pair for this run on every server, or PairLockedError naming the holder. A lock of the
-    same request left by a failed run is taken over only with ``recover=true``.
+    same request is taken over only with ``recover=true`` and only from a provably dead holder
+    (``holder_liveness``: ``run_state(dag_id, run_id)`` reads its Airflow run where this Airflow has it).
 
     Servers are taken in name order, so two runs racing for one pair meet on the same server first;
     a run refused on its second server gives back the first before it fails (it never leaves half a lock)."""
@@ -118,26 +186,33 @@ def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[s
                 _ensure_tables(session)
                 current = read_lock(session, request.replication_name)
                 now = int(time.time())
+                lease = (now, lease_until(request, now))
                 if current is None:
                     try:
                         session.execute(render_sql("records/take_lock.sql"),
-                                        (request.replication_name, key, run_id, holder, now))
+                                        (request.replication_name, key, run_id, holder, now, *lease))
                     except AltibaseServerError as exc:
                         if exc.code != DUPLICATE_KEY:
                             raise
                         current = read_lock(session, request.replication_name)
-                        raise PairLockedError(_locked_message(request, server, current, key)) from None
+                        raise PairLockedError(locked_message(request, server.name, current, run_state)) from None
                     taken[server.name] = "taken"
                 elif current.run_id == run_id:
+                    session.execute(render_sql("records/refresh_lease.sql"), (*lease, request.replication_name, run_id))
                     taken[server.name] = "already held by this run"
-                elif current.request_key == key and request.recover:
-                    session.execute(render_sql("records/take_over_lock.sql"),
-                                    (run_id, holder, now, request.replication_name, key))
-                    log.info("%s: took over the lock of %s (recover=true, same request)", server.name,
-                             current.describe())
-                    taken[server.name] = f"taken over from {current.run_id}"
                 else:
-                    raise PairLockedError(_locked_message(request, server, current, key))
+                    alive, why = holder_liveness(current, run_state)
+                    if alive or current.request_key != key or not request.recover:
+                        raise PairLockedError(locked_message(request, server.name, current, run_state))
+                    cursor = session.execute(render_sql("records/take_over_lock.sql"),
+                                             (run_id, holder, now, *lease, request.replication_name, key,
+                                              current.run_id))
+                    if getattr(cursor, "rowcount", 1) == 0:  # taken meanwhile by another recover run
+                        raise PairLockedError(locked_message(request, server.name,
+                                                             read_lock(session, request.replication_name), run_state))
+                    log.info("%s: took over the lock of %s (recover=true, same request; %s)", server.name,
+                             current.describe(), why)
+                    taken[server.name] = f"taken over from {current.run_id} ({why})"
     except Exception:
         for server in request.servers:
             if taken.get(server.name) == "taken":
@@ -153,16 +228,55 @@ def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any) -> dict[s
     return taken
 
 
-def _locked_message(request: DdlRequest, server: Server, current: Lock | None, key: str) -> str:
-    who = current.describe() if current else "another run"
-    same = current is not None and current.request_key == key
-    what = ("If that run failed and is not running any more, trigger this request again with recover=true: it "
-            "takes the lock over and finishes the job." if same else
-            "Wait for it to end. If it is gone for good (its Airflow was rebuilt), finish or undo its DDL by hand "
-            f"and delete its row: DELETE FROM {LOCK_TABLE} WHERE REPLICATION_NAME = '{request.replication_name}' "
-            "(on both servers).")
-    return (f"replication {request.replication_name} on {server.name} is held by {who}; nothing was changed. "
-            + what)
+def locked_message(request: DdlRequest, server: str, current: Lock | None, run_state: Any = None) -> str:
+    """Why a run cannot hold the pair, and the one thing to do — never ``recover=true`` while the holder lives."""
+    if current is None:
+        return f"replication {request.replication_name} on {server} is held by another run; nothing was changed."
+    alive, why = holder_liveness(current, run_state)
+    same = current.request_key == request_key(request)
+    if alive:
+        what = (f"That run is alive ({why}): wait for it to end; nothing can take its lock while it lives "
+                "(recover=true included). If it is stuck, stop it in its Airflow: once it is over, its own "
+                "restore runs, and a run with recover=true can finish the job.")
+    elif same:
+        what = (f"That run is over ({why}) and did not finish: trigger this request again with recover=true; it "
+                "takes the lock over and finishes the job.")
+    else:
+        what = (f"That run is over ({why}) but it is another request: trigger that request (its tables and DDL) "
+                "again with recover=true to finish it, or finish or undo its DDL by hand and delete its row: "
+                f"DELETE FROM {LOCK_TABLE} WHERE REPLICATION_NAME = '{request.replication_name}' (on both servers).")
+    return f"replication {request.replication_name} on {server} is held by {current.describe()}; nothing was changed. " + what
+
+
+def refresh_lease(request: DdlRequest, run_id: str, log: Any) -> None:
+    """A sign of life of this run on every server it holds: its lease moves on. Raises LockLostError when
+    a server no longer shows this run's lock (another run took it over as dead): the caller must stop.
+    A server that cannot be reached is skipped (its lease stays as it was; restore says what it sees)."""
+    from altibase_ops.ddl.steps import BUSY
+
+    now = int(time.time())
+    for server in request.servers:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with sysdba_hook(server).session() as session:
+                    if not tables_exist(session):
+                        raise LockLostError(f"{server.name}: no lock table: this run does not hold the pair")
+                    current = read_lock(session, request.replication_name)
+                    if current is None or current.run_id != run_id:
+                        raise LockLostError(
+                            f"{server.name}: this run ({run_id}) no longer holds replication {request.replication_name}"
+                            f" (now: {current.describe() if current else 'nobody'}); another run took it over as dead."
+                            " This run stops without touching the pair.")
+                    session.execute(render_sql("records/refresh_lease.sql"),
+                                    (now, lease_until(request, now), request.replication_name, run_id))
+                break
+            except AltibaseServerError as exc:
+                if exc.code == BUSY and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                log.warning("%s: could not refresh this run's lease: %s", server.name, exc)
+                break
 
 
 def release_lock(request: DdlRequest, run_id: str, log: Any) -> None:

@@ -72,6 +72,9 @@ class DdlRequest:
     pod_startup_timeout_seconds: int = DEFAULT_POD_STARTUP_TIMEOUT  # runner kubernetes: first pull included
     password_secret: SecretRef = field(default_factory=SecretRef)  # runner kubernetes: the SYS password
     recover: bool = False
+    # how long after this run's last sign of life (its lease, refreshed by each of its tasks, plus its
+    # longest wait) another run may take its lock as dead (ddl/records.py)
+    lock_lease_seconds: int = 3600
     change_id: str = ""  # set by the maintenance DAG (a change file); recorded in the pair's history
     change_checksum: str = ""
     not_before: datetime | None = None  # the maintenance window, when the run has one (UTC)
@@ -92,6 +95,16 @@ class DdlRequest:
         """The servers that must send: both in Active-Active, the active in Active-Standby."""
         return {s.name for s in self.servers if self.topology == "active_active" or s.role == "active"}
 
+    @property
+    def longest_wait_seconds(self) -> int:
+        """The longest any one task of the run may wait without a sign of life (a deferred sensor, a
+        person's approval, a pod's start)."""
+        waits = [self.gap_timeout_seconds, self.sessions_timeout_seconds, self.flush_wait_seconds]
+        if self.service_control.get("mode") == "manual":
+            waits.append(self.approval_timeout_minutes * 60)
+        if self.runner == "kubernetes":
+            waits.append(self.pod_startup_timeout_seconds)
+        return max(waits)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> DdlRequest:
@@ -271,6 +284,7 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
         approval_timeout_minutes=_positive_int(params, "approval_timeout_minutes", 60, 10080),
         flush_wait_seconds=_positive_int(params, "flush_wait_seconds", 60, 3600),
         poke_interval_seconds=_poke_interval(params),
+        lock_lease_seconds=_positive_int(params, "lock_lease_seconds", 3600, 7 * 86400),
         dry_run=dry_run, recover=recover, pod_namespace=pod_namespace, password_secret=password_secret,
         pod_startup_timeout_seconds=_positive_int(params, "pod_startup_timeout_seconds", DEFAULT_POD_STARTUP_TIMEOUT,
                                                   7200),

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException
 
+from altibase_ops.ddl import invariant
 from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, ddl_progress, read_all
@@ -20,8 +21,9 @@ from altibase_ops.ddl.steps import render_ddl_sql, run_on, wait_for_receiver_to_
 from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
-from altibase_ops.service.control import left_changed, perform
+from altibase_ops.service.control import Placement, left_changed, observe, perform
 from altibase_ops.sql.steps import StepKind
+from altibase_ops.state.checks import DONE, run_check
 from altibase_ops.state.server import read_state, restart_message
 
 # Task states in which a step may still hold a session on a server.
@@ -151,142 +153,316 @@ def change_items(request: DdlRequest, states: dict[str, Any], tables: dict[str, 
             actions.append(f"{server.name}: {tables[server.name]} {done}")
 
 
-def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
-            resumable_ok: bool = False, started_at: dict[str, int] | None = None) -> dict[str, Any]:
-    """Put every server back to a safe state; never guess.
+def assumed_writers(request: DdlRequest, service_history: list[dict[str, Any]]) -> set[str]:
+    """Manual service control cannot be read: where the approved service steps of this run put the
+    application (the roles that carry it before the run, then each approved stop, move and resume)."""
+    writers = set(request.senders)
+    for record in service_history:
+        if record.get("kind") != "manual":
+            continue
+        server, action = record.get("server"), record.get("action")
+        peer = next((s.name for s in request.servers if s.name != server), None)
+        if action == "stop":
+            writers.discard(server)
+        elif action == "move_to_peer":
+            writers.discard(server)
+            writers.add(peer)
+        elif action in ("resume", "restore"):
+            writers = set(request.senders) if action == "restore" else writers | {server}
+    return writers
 
-    Tables out of replication go back in where their definitions agree —
-    and, in rolling mode, also where they differ, because there the procedure's own answer to different
-    definitions is SQL apply mode (R7), which restore then switches on so replication can run (in
-    can_stop mode it never does). Replication restarts where the handshake succeeds; the service
-    comes back only when the pair replicates every listed table and the tables' data agree. Admin mode
-    goes back to 0 only on a server where every listed table is in the replication (a write elsewhere
-    would never reach the peer). Otherwise: UnsafeToRestoreError with the state of each server and what
-    an operator must do.
+
+class Restorer:
+    """One restore: the statements it sends (each kept as an audit record, with its time, so the summary
+    counts restore's ADMIN_MODE = 0 too) and the lines it reports."""
+
+    def __init__(self, request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
+                 audits: list[dict[str, Any]] | None = None) -> None:
+        self.request, self.history, self.log = request, list(service_history), log
+        self.actions: list[str] = []
+        self.notes: list[str] = []
+        self.audits: list[dict[str, Any]] = [] if audits is None else audits
+
+    def send(self, server: Any, template: str, kind: StepKind, action: str, **overrides: Any) -> None:
+        script = render_ddl_sql(template, self.request, **overrides)
+        started = time.time()
+        results = []
+        try:
+            results = run_on(server.conn_id, script, kind)
+        finally:
+            self.audits.append({"step_id": "restore", "task_id": "run_restore", "server_role": server.role,
+                                "conn_id": server.conn_id, "started": started,
+                                "seconds": round(time.time() - started, 3), "outcome": "success" if results else "failed",
+                                "statements": [{"statement": r.statement, "result": r.summary, "code": r.code,
+                                                "already_done": r.accepted} for r in results]})
+        self.did(action)
+
+    def did(self, action: str) -> None:
+        self.actions.append(action)
+        self.log.info("restore: %s", action)
+
+    def placement(self) -> Placement:
+        return observe(self.request.service_control, [s.name for s in self.request.servers])
+
+    def writers(self, placement: Placement) -> set[str]:
+        if placement.writers is not None:
+            return set(placement.writers)
+        return assumed_writers(self.request, self.history)
+
+    def service(self, action: str, server: str = "", routes: dict[str, str | None] | None = None) -> None:
+        peer = next((s.name for s in self.request.servers if s.name != server), "")
+        records = perform(action, self.request.service_control, server, peer, self.history, routes=routes)
+        self.history += records
+        for record in records:
+            self.did(f"service of {record.get('server')}: {record.get('state') or record.get('kind')}")
+
+    def stop_service_everywhere(self, writers: set[str]) -> None:
+        names = [s.name for s in self.request.servers]
+        if self.request.service_control["mode"] == "kubernetes":
+            self.service("stop", names[0], routes={name: None for name in names})
+        else:
+            for name in sorted(writers):
+                self.service("stop", name, routes={name: None})
+
+    def wait_for_no_sessions(self, servers: list[Any]) -> None:
+        """The application's sessions gone from ``servers`` (bounded by sessions_timeout_seconds)."""
+        for server in servers:
+            deadline = time.monotonic() + self.request.sessions_timeout_seconds
+            while True:
+                reading = run_check("sessions", server.conn_id, {"max_sessions": 0}, client_info=CLIENT_INFO)
+                if reading.status == DONE:
+                    break
+                if time.monotonic() > deadline:
+                    raise AirflowException(f"{server.name}: the application's sessions did not end within "
+                                           f"{self.request.sessions_timeout_seconds} s: {reading.message}")
+                time.sleep(min(0.25, self.request.poke_interval_seconds))
+
+
+def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any,
+            resumable_ok: bool = False, started_at: dict[str, int] | None = None,
+            audits: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Put the pair back into a state that keeps the invariant (``ddl/invariant.py``), or say exactly
+    what is wrong on which server and what finishes the job. Never guesses, never strands a write.
+
+    Reads first: every server's state, and where the application writes (the service control's own
+    state; for manual service control, where the approved steps put it). Then:
+
+    1. Tables out of the replication go back in where their definitions agree — and, in rolling mode,
+       also where they differ, switching SQL apply mode on on both (the procedure's own answer, R7).
+       In can_stop mode a table one server re-added with the DDL while the other has not got it is
+       taken out again on that server (both then hold the same items; recover adds it on both).
+    2. Every sender the pair needs runs: the senders of the roles, and the sender of every server the
+       application writes on (in Active-Standby after the switchover: the standby's) — START only with
+       the same items on both servers (the handshake refuses anything else).
+    3. With the definitions equal again, SQL apply mode goes off (R11/R12); admin mode goes off on every
+       server whose tables are all in the replication.
+    4. The application goes back where it ran before the run, only onto a pair that replicates: in
+       Active-Standby from the standby by the procedure's own R13 (stop it there, its sessions gone, its
+       gap flushed, the data compared exactly, its sender stopped, back on the active); with the service
+       stopped everywhere, after an exact data comparison; where it still writes on a sender, straight
+       back (both sides replicate; no exact comparison is possible under writes, and none is claimed).
+    5. The invariant, read again. The report says ``whole`` (the lock may go), the named intermediate
+       state (rolling: the DDL on one server only; safe to serve; the lock stays for recover), or the
+       problems (UnsafeToRestoreError, the lock stays).
 
     ``started_at``: each server's start time as the run's preflight read it. A server that restarted
-    since is set right like the others, but the service does not come back and restore fails: the
-    application may have written while the restarted server was out of admin mode.
+    since is set right like the others, but the service does not come back: the application may have
+    written while the restarted server was out of admin mode. ``audits``: a list that receives one
+    record per statement sent (kept by the caller even when restore raises).
     """
     rep = request.replication_name
     rolling = request.service_mode == "rolling"
-    actions: list[str] = []
-    notes: list[str] = []
     unreachable = unreachable_servers(request)
     if unreachable:
         return restore_survivors(request, service_history, log, unreachable)
+    r = Restorer(request, service_history, log, audits)
     states = read_all(request)
     restarted = {name: restart_message(name, int(started_at[name]), int(state.startup_time or 0),
                                        state.properties.get("ADMIN_MODE"))
                  for name, state in states.items()
                  if started_at and name in started_at and state.startup_time != int(started_at[name])}
-    needs_sender = request.senders
     differs = {t: not (all(t in s.tables for s in states.values())
                        and len({repr(s.tables[t].signature()) for s in states.values()}) == 1) for t in request.tables}
+    # 1. the replication's items
     missing = {n: [t for t in request.tables if t not in s.items and (rolling or not differs[t])]
                for n, s in states.items()}
     if any(missing.values()):
         change_items(request, states, missing, "ddl/add_replication_table.sql", StepKind.REPLICATION_ADD_TABLE,
-                     "re-add tables", f"added back to replication {rep}", actions, log)
+                     "re-add tables", f"added back to replication {rep}", r.actions, log)
         states = read_all(request)
     if rolling and any(differs.values()):
         for server in request.servers:
             if not states[server.name].properties.get("REPLICATION_SQL_APPLY_ENABLE"):
-                run_on(server.conn_id, render_ddl_sql("ddl/set_sql_apply_on.sql", request), StepKind.SQL_APPLY_MODE)
-                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 1 (R7: definitions differ)")
-        notes.append("definitions still differ between the servers; replication runs in SQL apply mode until a "
-                     "run with recover=true finishes the procedure")
+                r.send(server, "ddl/set_sql_apply_on.sql", StepKind.SQL_APPLY_MODE,
+                       f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 1 (R7: definitions differ)")
+        states = read_all(request)
     if not rolling:
-        # One server's O4–O6 block finished (the table back in its replication, with the DDL) before the
-        # other's failed: the table cannot join there (definitions differ, no SQL apply in this mode).
-        # Take it out on the first server too: both hold the same items, so replication starts, and the
-        # procedure (recover) adds it back on both. Its admin mode stays on below (a table is out).
+        # One server's O4–O6 finished (the table back in its replication, with the DDL) before the other's
+        # failed: the table cannot join there (definitions differ, no SQL apply in this mode). Take it out
+        # on the first server too: both hold the same items, so replication starts, and the procedure
+        # (recover) adds it back on both. Its admin mode stays on below (a table is out).
         common = set.intersection(*(s.items for s in states.values()))
         ahead = {n: sorted(t for t in s.items - common if t in request.tables and differs[t]) for n, s in states.items()}
         if any(ahead.values()):
             change_items(request, states, ahead, "ddl/drop_replication_table.sql", StepKind.REPLICATION_DROP_TABLE,
                          "take tables out", f"taken out of replication {rep} again (the peer has not got the DDL "
-                         "yet; the procedure adds it back on both)", actions, log)
+                         "yet; the procedure adds it back on both)", r.actions, log)
             states = read_all(request)
-    start_failures = []
+    # 2. the senders: the roles', and every writer's (never a writer whose changes cannot replicate)
+    placement = r.placement()
+    writers = r.writers(placement)
+    start_failures: list[str] = []
     item_lists = {name: sorted(state.items) for name, state in states.items()}
     if len({repr(items) for items in item_lists.values()}) > 1:
-        # the handshake refuses different item lists (ERR-6100D, item count): START would only fail
         start_failures.append(f"replication not started: the servers hold different items of {rep} "
                               f"({item_lists}); the receiver's handshake would refuse it")
     for server in request.servers:
-        wanted = server.name in needs_sender or states[server.name].is_started
-        if wanted and not states[server.name].sender_running and not start_failures:
+        state = states[server.name]
+        wanted = server.name in request.senders or server.name in writers or state.is_started
+        if wanted and not state.sender_running and not start_failures:
             try:
-                run_on(server.conn_id, render_ddl_sql("ddl/start_replication.sql", request),
-                       StepKind.REPLICATION_START)
-                actions.append(f"{server.name}: replication {rep} started")
+                r.send(server, "ddl/start_replication.sql", StepKind.REPLICATION_START,
+                       f"{server.name}: replication {rep} started" + (
+                           " (the application writes there)" if server.name not in request.senders else ""))
             except AirflowException as exc:
                 start_failures.append(f"{server.name}: START failed: {exc}")
     states = read_all(request)
+    # 3. SQL apply off once the definitions agree (R11/R12); admin mode off where every table is in
     if rolling and not any(differs.values()) and not start_failures:
-        for server in request.servers:  # the turns are done: R11/R12
+        for server in request.servers:
             state = states[server.name]
             if state.properties.get("REPLICATION_SQL_APPLY_ENABLE") and not state.sql_apply_table_count:
-                run_on(server.conn_id, render_ddl_sql("ddl/set_sql_apply_off.sql", request), StepKind.SQL_APPLY_MODE)
-                actions.append(f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 0 (R12: definitions agree)")
-        states = read_all(request)
+                r.send(server, "ddl/set_sql_apply_off.sql", StepKind.SQL_APPLY_MODE,
+                       f"{server.name}: REPLICATION_SQL_APPLY_ENABLE = 0 (R12: definitions agree)")
     for server in request.servers:
         # Admin mode goes off only where every table is back in the replication: a write there would
         # otherwise never reach the peer (the pair would diverge behind the operator's back).
         state = states[server.name]
         out = [t for t in request.tables if t not in state.items]
         if state.properties.get("ADMIN_MODE") and out:
-            notes.append(f"{server.name}: stays in admin mode (only SYSDBA can log in): {out} not in replication "
-                         f"{rep} there, so application writes would not reach the peer")
+            r.notes.append(f"{server.name}: stays in admin mode (only SYSDBA can log in): {out} not in replication "
+                           f"{rep} there, so application writes would not reach the peer")
         elif state.properties.get("ADMIN_MODE"):
-            run_on(server.conn_id, render_ddl_sql("ddl/set_admin_mode_off.sql", request), StepKind.ADMIN_MODE)
-            actions.append(f"{server.name}: ADMIN_MODE = 0")
+            r.send(server, "ddl/set_admin_mode_off.sql", StepKind.ADMIN_MODE, f"{server.name}: ADMIN_MODE = 0")
     states = read_all(request)
-    unsafe = list(start_failures)
-    for table, differ in differs.items():
-        if differ and not rolling:
-            unsafe.append(f"{table}: definitions differ between servers and SQL apply is off ("
-                          + "; ".join(f"{n} {'has the DDL' if ddl_progress(request, {n: s})[n] == 'after' else 'does not'}"
-                                      for n, s in states.items()) + ")")
-    for name, state in states.items():
-        out = [t for t in request.tables if t not in state.items]
-        if out:
-            unsafe.append(f"{name}: {out} not in replication {rep}")
-    unsafe += [f"RESTARTED: {message}" for message in restarted.values()]
-    service_changed = left_changed(request.service_control, service_history)
-    if not unsafe and service_changed:
-        # the service comes back only onto a pair whose data agree (O9's check, whoever runs it)
-        try:
-            data, equal = compare_table_data(request, attempts=10)
-            if not equal:
-                unsafe.append(f"the tables' data differ between the servers: {data}")
-        except AirflowException as exc:  # e.g. FLUSH WAIT timed out: the gap does not drain
-            unsafe.append(f"the tables' data could not be compared (replication must drain first): {exc}")
-    if not unsafe and service_changed:
-        for record in perform("restore", request.service_control, "", "", service_history):
-            actions.append(f"service on {record['server']}: back to {record['state']}")
-    report = {"actions": actions, "notes": notes, "unsafe": unsafe,
-              "servers": {n: s.summary() for n, s in states.items()}}
-    for line in actions + notes:
+    # 4. the application back where it ran before the run, onto a pair that replicates
+    blocked = list(start_failures) + [f"RESTARTED: {message}" for message in restarted.values()]
+    blocked += [f"{name}: {[t for t in request.tables if t not in s.items]} not in replication {rep}"
+                for name, s in states.items() if any(t not in s.items for t in request.tables)]
+    if not rolling:
+        blocked += [f"{table}: definitions differ between servers and SQL apply is off ("
+                    + "; ".join(f"{n} {'has the DDL' if ddl_progress(request, {n: s})[n] == 'after' else 'does not'}"
+                                for n, s in states.items()) + ")" for table, differ in differs.items() if differ]
+    data = {"verdict": "not compared", "detail": ""}
+    changed = bool(placement.changed) or left_changed(request.service_control, r.history)
+    hard: list[str] = []  # what stops restore that the procedure does not finish by itself
+    if not blocked:
+        data = bring_service_back(r, states, placement, writers, changed, hard)
+    # a standby left sending by the procedure (R13d did not run) while the application is not on it
+    states = read_all(request)
+    writers = r.writers(r.placement())
+    for server in request.servers:
+        state = states[server.name]
+        if state.sender_running and server.name not in request.senders and server.name not in writers \
+                and not blocked and not hard:
+            try:
+                r.send(server, "ddl/flush_replication.sql", StepKind.REPLICATION_FLUSH,
+                       f"{server.name}: its gap flushed (FLUSH WAIT) before its sender stops")
+                r.send(server, "ddl/stop_replication.sql", StepKind.REPLICATION_STOP,
+                       f"{server.name}: replication {rep} stopped (a standby sends only while it takes writes)")
+            except AirflowException as exc:
+                hard.append(f"{server.name}: its sender could not be drained and stopped: {exc}")
+    # 5. the invariant, read again
+    states = read_all(request)
+    final = r.placement()
+    verdict = invariant.check(request, states, final, assumed_writers(request, r.history))
+    problems = blocked + hard + [p for p in verdict.problems if p not in blocked]
+    report = {"actions": r.actions, "notes": r.notes, "unsafe": problems, "audit": r.audits,
+              "servers": {n: s.summary() for n, s in states.items()}, "data": data,
+              "placement": final.describe(), "writers": verdict.writers, "intermediate": verdict.intermediate,
+              "whole": not problems and not verdict.intermediate}
+    for line in r.notes:
         log.info("restore: %s", line)
-    if unsafe and resumable_ok and not start_failures:
+    if verdict.intermediate and not problems:
+        log.info("restore: the pair is in a safe intermediate state: %s", verdict.intermediate)
+    if problems and resumable_ok and not start_failures and not hard and not restarted \
+            and verdict.finishable(request.service_mode):
         # recover=true before a new run: tables out of replication with the DDL applied on some servers
         # is exactly what the procedure finishes (DDL skipped where applied, tables re-added at O6/R6)
-        log.info("restore: left for the procedure to finish: %s", unsafe)
+        log.info("restore: left for the procedure to finish: %s", problems)
         return report
-    if unsafe:
-        to_finish = (
-            "To finish: check what the application wrote on the restarted server, then trigger a new run with "
-            "the same parameters and recover=true (clearing this run's tasks would meet the restart again: its "
-            "steps compare the start time this run's preflight read)" if restarted else
-            "To finish: fix the cause shown in the failed task's log, then clear this run (or trigger a new run "
-            "with the same parameters and recover=true)")
-        raise UnsafeToRestoreError(
-            "restore stopped short of guessing. What it did: " + ("; ".join(actions) or "nothing") +
-            ".\nWhat is not safe:\n- " + "\n- ".join(unsafe) +
-            "\nServer states: " + repr(report["servers"]) +
-            "\nThe application service is still stopped. " + to_finish + ": every step reads the state first, "
-            "skips what is done (the DDL where it is already applied) and completes the procedure. To undo "
-            "instead, run the inverse DDL on the servers that have it, by hand.")
+    if problems:
+        raise UnsafeToRestoreError(unsafe_message(request, r, problems, states, final, bool(restarted)))
     return report
+
+
+def bring_service_back(r: Restorer, states: dict[str, Any], placement: Placement, writers: set[str],
+                       changed: bool, blocked: list[str]) -> dict[str, str]:
+    """Step 4 of ``restore``: the application back as before the run, when the run changed it; the data
+    check it could make (exact only where nothing writes). Appends to ``blocked`` what stops it."""
+    request = r.request
+    data = {"verdict": "not compared", "detail": "the service was not changed by the run"}
+    if not changed:
+        return data
+    on_standby = request.topology == "active_standby" and any(w not in request.senders for w in writers)
+    if writers and not on_standby:
+        # it still writes on servers that send by their role (Active-Active, or the active): both sides
+        # replicate, so it goes straight back; an exact comparison is impossible under its writes
+        try:
+            for server in request.servers:
+                if states[server.name].sender_running:
+                    r.send(server, "ddl/flush_replication.sql", StepKind.REPLICATION_FLUSH,
+                           f"{server.name}: its gap flushed (FLUSH WAIT)")
+        except AirflowException as exc:
+            blocked.append(f"the gap does not drain, so the service is not moved: {exc}")
+            return {"verdict": "not compared", "detail": str(exc)}
+        r.service("restore")
+        return {"verdict": "not compared", "detail": f"the application kept writing on {sorted(writers)} "
+                "(no exact comparison under writes); every writer's sender ran and FLUSH WAIT drained the gap"}
+    if on_standby:
+        if request.service_control["mode"] == "manual":
+            blocked.append(f"the application writes on the standby {sorted(writers - request.senders)} (as approved); "
+                           "its sender runs, so its writes reach the active. Move it back by hand as R13 does: stop "
+                           "it there, wait for its sessions to end and its gap to reach 0, stop the standby's "
+                           "sender, start the application on the active")
+            return data
+        # the procedure's own R13: stop it there, sessions gone, gap flushed, compared, then the active
+        r.stop_service_everywhere(writers)
+        try:
+            r.wait_for_no_sessions([s for s in request.servers if s.name in writers])
+        except AirflowException as exc:
+            blocked.append(str(exc))
+            return data
+    if request.service_control["mode"] == "manual" and not placement.observed:
+        data = {"verdict": "not compared", "detail": "manual service control: a person resumes the application"}
+    try:
+        compared, equal = compare_table_data(request, attempts=10)
+    except AirflowException as exc:  # e.g. FLUSH WAIT timed out: the gap does not drain
+        blocked.append(f"the tables' data could not be compared (replication must drain first): {exc}")
+        return {"verdict": "not compared", "detail": str(exc)}
+    if not equal:
+        blocked.append(f"the tables' data differ between the servers: {compared}")
+        return {"verdict": "differ", "detail": repr(compared)}
+    for server in request.servers:  # the standby sends no more once the application left it
+        if server.name not in request.senders and server.name in writers:
+            r.send(server, "ddl/stop_replication.sql", StepKind.REPLICATION_STOP,
+                   f"{server.name}: replication {request.replication_name} stopped (R13d: drained, the application "
+                   "returns to the active)")
+    r.service("restore")
+    return {"verdict": "equal", "detail": f"compared with the application stopped everywhere: {compared}"}
+
+
+def unsafe_message(request: DdlRequest, r: Restorer, problems: list[str], states: dict[str, Any],
+                   placement: Placement, restarted: bool) -> str:
+    to_finish = (
+        "To finish: check what the application wrote on the restarted server, then trigger a new run with "
+        "the same parameters and recover=true (clearing this run's tasks would meet the restart again: its "
+        "steps compare the start time this run's preflight read)" if restarted else
+        "To finish: fix the cause shown in the failed task's log, then clear this run (or trigger a new run "
+        "with the same parameters and recover=true)")
+    return ("restore stopped short of guessing; the pair stays held by this run. What it did: "
+            + ("; ".join(r.actions) or "nothing") + ".\nWhat is not safe:\n- " + "\n- ".join(problems)
+            + "\nServer states: " + repr({n: s.summary() for n, s in states.items()})
+            + f"\nThe application: {placement.describe()}. " + to_finish
+            + ": every step reads the state first, skips what is done (the DDL where it is already applied) and "
+            "completes the procedure. To undo instead, run the inverse DDL on the servers that have it, by hand.")

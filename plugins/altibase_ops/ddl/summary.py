@@ -7,30 +7,63 @@ from typing import Any
 
 from altibase_ops.ddl.request import DdlRequest
 
-_WHAT = {"stop": "stopped", "move_to_peer": "moved to the other server"}
+
+def observe_pair(request: DdlRequest, service_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pair as it is now, read from the servers and the service control (never from which steps
+    ran): where the application writes, each server's state, and the invariant (``ddl/invariant.py``)."""
+    from altibase_ops.ddl import invariant
+    from altibase_ops.ddl.restore import assumed_writers
+    from altibase_ops.ddl.state import read_all
+    from altibase_ops.service.control import observe
+
+    try:
+        states = read_all(request)
+    except Exception as exc:  # noqa: BLE001 - a server that cannot be read is what the summary reports
+        return {"readable": False, "error": str(exc)}
+    try:
+        placement = observe(request.service_control, [s.name for s in request.servers])
+    except Exception as exc:  # noqa: BLE001
+        return {"readable": False, "error": f"the service control could not be read: {exc}",
+                "servers": {n: s.summary() for n, s in states.items()}}
+    verdict = invariant.check(request, states, placement, assumed_writers(request, service_history))
+    return {"readable": True, "observed": placement.observed, "changed": list(placement.changed),
+            "placement": placement.describe(), "writers": verdict.writers, "invariant": verdict.as_dict(),
+            "servers": {n: s.summary() for n, s in states.items()}}
 
 
-def service_statement(service_steps: list[tuple[str, str, str, str | None]], restored: dict[str, Any] | None) -> str:
-    """Whether the application service is as it was before the run, from the service steps that ran
-    ((step id, action, server, task state), in procedure order) and what restore did."""
-    done = [(step_id, action, server) for step_id, action, server, state in service_steps if state == "success"]
-    if not done:
-        return "application service: not touched by this run"
-    step_id, action, server = done[-1]
-    if action in ("resume", "restore"):
-        return f"application service: back as before the run ({step_id})"
-    if restored and any(a.startswith("service on") for a in restored.get("actions") or []):
-        return "application service: brought back by restore"
-    return (f"application service: NOT as before the run — {_WHAT.get(action, action)} at {step_id} ({server}) and "
-            "not brought back (see run_restore). Bring it back once the pair is whole: a run with recover=true "
-            "finishes the procedure and does")
+def service_statement(observation: dict[str, Any]) -> str:
+    """The application service as read at the end of the run."""
+    if not observation.get("readable"):
+        return f"application service: COULD NOT BE READ — {observation.get('error')}"
+    writes = ", ".join(observation["writers"]) or "no server"
+    if not observation["observed"]:
+        return (f"application service: not observable (manual service control); the approved steps put it on "
+                f"{writes} — check it")
+    if observation["changed"]:
+        return (f"application service: NOT as before the run — the application writes on {writes}; "
+                f"{', '.join(observation['changed'])} still differ from before the run")
+    return f"application service: as before the run — the application writes on {writes} ({observation['placement']})"
+
+
+def pair_statement(observation: dict[str, Any]) -> str:
+    """The pair as read at the end of the run: whole, in the named intermediate state, or what is wrong."""
+    if not observation.get("readable"):
+        return "pair: COULD NOT BE READ"
+    verdict = observation["invariant"]
+    servers = "; ".join(f"{name}: admin_mode {s['admin_mode']}, sender {'running' if s['sender_running'] else 'stopped'}"
+                        f", SQL apply {s['sql_apply_enable']}, tables in replication {s['tables_in_replication']}"
+                        for name, s in observation["servers"].items())
+    if verdict["problems"]:
+        return "pair: NOT WHOLE — " + " | ".join(verdict["problems"]) + f" (read: {servers})"
+    if verdict["intermediate"]:
+        return f"pair: intermediate state — {verdict['intermediate']} (read: {servers})"
+    return f"pair: whole (read: {servers})"
 
 
 def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str, Any] | None,
-              restored: dict[str, Any] | None, log: Any,
-              service_steps: list[tuple[str, str, str, str | None]] | None = None) -> dict[str, Any]:
-    """The run summary: statements per server, time in admin mode per server, the data checked, and
-    whether the application service is as it was."""
+              restored: dict[str, Any] | None, log: Any, observation: dict[str, Any]) -> dict[str, Any]:
+    """The run summary: statements per server (restore's included), time in admin mode per server, the
+    data checked, and — read at the end — where the application writes and the pair's state."""
     conn_to_name = {s.conn_id: s.name for s in request.servers}
     admin_window: dict[str, dict[str, float]] = {}
     lines = [f"Run summary — {request.variant}, replication {request.replication_name} (times in UTC)"]
@@ -59,12 +92,16 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
                      f"application may have written more since): {post.get('row_counts')}")
     if restored:
         lines.append(f"  restore: {restored.get('actions') or 'nothing to restore'}")
-    service = service_statement(service_steps or [], restored)
-    lines.append(f"  {service}")
-    log.info("\n".join(lines))
+        if restored.get("data"):
+            lines.append(f"  restore's data check: {restored['data']['verdict']} ({restored['data']['detail']})")
+    service = service_statement(observation)
+    pair = pair_statement(observation)
+    lines += [f"  {service}", f"  {pair}"]
+    whole = bool(observation.get("readable")) and observation["invariant"]["whole"] and not observation["changed"]
+    (log.info if whole else log.error)("\n".join(lines))
     return {"admin_mode_seconds": seconds, "statements": sum(len(a["statements"]) for a in audits if a),
-            "row_counts": (post or {}).get("row_counts"), "service": service, "text": "\n".join(lines),
-            "steps": steps}
+            "row_counts": (post or {}).get("row_counts"), "service": service, "pair": pair, "whole": whole,
+            "observation": observation, "text": "\n".join(lines), "steps": steps}
 
 
 def iso(epoch: float, milliseconds: bool = True) -> str:
@@ -73,15 +110,23 @@ def iso(epoch: float, milliseconds: bool = True) -> str:
         f".{int(epoch % 1 * 1000):03d}Z" if milliseconds else "Z")
 
 
-def failure_advice(restored: dict[str, Any] | None, began: bool) -> str:
-    """What a failed run left and what an operator does next, in a few lines (the failure notice)."""
+def failure_advice(restored: dict[str, Any] | None, began: bool, observation: dict[str, Any] | None = None) -> str:
+    """What a failed run left and what an operator does next, in a few lines (the failure notice): the
+    pair and the application as read at the end, not as the steps that ran suggest."""
+    observation = observation or {}
+    verdict = observation.get("invariant") or {}
+    now = f"{service_statement(observation)}. {pair_statement(observation)}." if observation else ""
     if not began:
         return ("Nothing was changed: the run stopped before it held the pair (its params, the preflight, the "
-                "pair's lock or the maintenance window). Fix what the failed task says and trigger it again.")
-    if restored is None:
-        return ("Restore did NOT make the pair safe, and the pair stays held by this run: run_restore's log says "
-                "what each server is left in and how to finish (usually a new run of the same request with "
-                "recover=true once the cause is fixed). The application service may still be stopped.")
+                f"pair's lock or the maintenance window). Fix what the failed task says and trigger it again. {now}")
+    if verdict.get("intermediate") and not verdict.get("problems"):
+        return ("The pair is in a safe intermediate state and stays held by this run: " + verdict["intermediate"]
+                + f". Fix the cause shown in the failed task's log, then trigger this request again with "
+                f"recover=true. {now}")
+    if restored is None or not verdict.get("whole"):
+        return ("Restore did NOT make the pair whole, and the pair stays held by this run: run_restore's log says "
+                "what each server is left in and the one action that finishes the job (usually a new run of the "
+                f"same request with recover=true once the cause is fixed). {now}")
     actions = "; ".join(restored.get("actions") or []) or "nothing needed restoring"
     return (f"Restore made the pair whole again ({actions}). The DDL is not applied everywhere: fix the cause "
-            "shown in the failed task's log, then trigger the run again.")
+            f"shown in the failed task's log, then trigger the run again. {now}")

@@ -39,7 +39,6 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -276,19 +275,20 @@ class IsqlOperator(BaseOperator):
             login = connect_line(conn.login or DEFAULT_USER, conn.password or "", sysdba=self.sysdba)
         except UnusableLoginError as exc:
             raise AirflowException(f"{self.altibase_conn_id}: {exc}") from None
-        with tempfile.TemporaryDirectory(prefix="altibase-isql-") as workdir:  # mode 0700
-            script = Path(workdir) / "step.sql"
-            script.touch(mode=0o600)
-            # the login (with the password) and the statements, read by iSQL from standard input
-            script.write_text(login + "\n" + (self.sql if self.sql.endswith("\n") else self.sql + "\n"))
-            command = isql_command(shlex.quote(binary), shlex.quote(str(script)),
-                                   nls_use=conn.extra_dejson.get("nls_use"))
+        # the login (with the password) and the statements, read by iSQL from standard input: an anonymous
+        # file (unlinked at once, mode 0600), so no copy of the password outlives the client — not even
+        # when the worker is killed mid-step
+        with tempfile.TemporaryFile(mode="w+", prefix="altibase-isql-") as script:
+            script.write(login + "\n" + (self.sql if self.sql.endswith("\n") else self.sql + "\n"))
+            script.flush()
+            script.seek(0)
+            command = isql_command(shlex.quote(binary), None, nls_use=conn.extra_dejson.get("nls_use"))
             self.log.info("Running: %s", command)
-            # server and port only: the user and password are in the 0600 script, in no argv or environment
+            # server and port only: the user and password are on standard input, in no argv or environment
             env = {**client_environment(), ENV_HOST: conn.host or "127.0.0.1", ENV_PORT: str(conn.port or DEFAULT_PORT)}
             # start_new_session: on_kill and the timeout can stop the client and anything it started
             self._process = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {command}"], env=env, stdout=subprocess.PIPE,
+                ["/bin/sh", "-c", f"exec {command}"], env=env, stdin=script, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True, start_new_session=True,
             )
             try:

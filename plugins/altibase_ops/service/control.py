@@ -20,9 +20,46 @@ decides what to do, ``service/operator.py`` is the task.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from altibase_ops.service import kubernetes, simulator
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the application writes, as read from the service control itself (never inferred from which
+    steps ran). ``writers`` is None where nothing can be read (manual: a person moves it)."""
+
+    writers: frozenset[str] | None
+    changed: tuple[str, ...]  # what still differs from before the run (kept originals), by resource
+    source: str
+
+    @property
+    def observed(self) -> bool:
+        return self.writers is not None
+
+    def describe(self) -> str:
+        if self.writers is None:
+            return f"not observable ({self.source})"
+        where = ", ".join(sorted(self.writers)) or "no server"
+        state = "as before the run" if not self.changed else "NOT as before the run (" + ", ".join(self.changed) + ")"
+        return f"the application writes on {where}; {state} ({self.source})"
+
+
+def observe(control: dict[str, Any], servers: list[str], clients: tuple[Any, ...] | None = None) -> Placement:
+    """Read where the application writes now, and whether that is as before the run."""
+    if control["mode"] == "kubernetes":
+        return Placement(frozenset(kubernetes.writers(control, servers, clients)),
+                         tuple(kubernetes.changed_objects(control, clients)), "read from the Services and Deployments")
+    if control["mode"] == "simulator":
+        kept = simulator.originals(control)
+        running = simulator.writers(control)
+        # a server whose load is not as it was before the run (kept originals that differ from now)
+        changed = tuple(f"{name}'s load ({'none' if kept[name] is None else 'running'} before the run)"
+                        for name in sorted(kept) if name in servers and (kept[name] is None) == (name in running))
+        return Placement(frozenset(running & set(servers)), changed, "read from the simulator's application loads")
+    return Placement(None, (), "manual service control: a person moves the application")
 
 
 def perform(action: str, control: dict[str, Any], server: str, peer: str, history: list[dict[str, Any]],
@@ -72,13 +109,16 @@ def return_to_original(control: dict[str, Any], history: list[dict[str, Any]], s
         records = kubernetes.route(control, action_routes("restore" if server is None else "resume", control,
                                                           server or "", ""), clients)
         return [{"kind": "restored", "server": r["server"], "state": f"{r['kind']} {r.get('now')}"} for r in records]
-    originals: dict[str, dict[str, Any]] = {}  # the first record of a server's load holds its state before the run
+    # the originals kept with the application (a recover run has no history); else the first record of
+    # a server's load in this run's history holds its state before the run
+    kept = {name: load for name, load in simulator.originals(control).items() if server is None or name == server}
+    originals: dict[str, dict[str, Any]] = {}
     for record in history:
         name = _load(record)
         if name is not None and name not in originals and (server is None or name == server):
             originals[name] = record
-    return simulator.return_to(control, {name: (rec["load"] if rec["kind"] == "simulator_stop" else None)
-                                         for name, rec in originals.items()})
+    wanted = {name: (rec["load"] if rec["kind"] == "simulator_stop" else None) for name, rec in originals.items()}
+    return simulator.return_to(control, {**wanted, **kept})
 
 
 def left_changed(control: dict[str, Any], history: list[dict[str, Any]],
@@ -87,4 +127,6 @@ def left_changed(control: dict[str, Any], history: list[dict[str, Any]],
     still carries the original it had before an earlier run."""
     if history:
         return True
+    if control["mode"] == "simulator":
+        return bool(simulator.originals(control))  # kept until put back (return_to forgets them)
     return control["mode"] == "kubernetes" and bool(kubernetes.changed_objects(control, clients))

@@ -180,3 +180,31 @@ def changed_objects(control: dict[str, Any], clients: tuple[Any, Any, Any] | Non
         if ORIGINAL_REPLICAS in (apps.read_namespaced_deployment(name, namespace).metadata.annotations or {}):
             changed.append(f"Deployment {name}")
     return changed
+
+
+def writers(control: dict[str, Any], servers: list[str], clients: tuple[Any, Any, Any] | None = None) -> set[str]:
+    """The servers whose pods receive the application's traffic now: each configured Service's selector
+    matched against every server's pod selector, counted when its application Deployment (if one is
+    configured) has replicas. A selector that matches no server's pods is reported, not guessed."""
+    core, apps, _ = clients or _kube_clients(control)
+    namespace = control["namespace"]
+    services = control.get("services") or {}
+    deployments = control.get("deployments") or {}
+    live = {server: core.read_namespaced_service(name, namespace) for server, name in services.items()}
+    originals = {server: _original(svc, ORIGINAL_SELECTOR, dict(svc.spec.selector or {})) for server, svc in live.items()}
+    pods = {name: dict((control.get("server_selectors") or {}).get(name) or originals.get(name) or {})
+            for name in servers}
+    found: set[str] = set()
+    for server, service in live.items():
+        selector = dict(service.spec.selector or {})
+        if selector == NO_ENDPOINTS_LABEL:
+            continue
+        name = deployments.get(server)
+        if name and not apps.read_namespaced_deployment(name, namespace).spec.replicas:
+            continue
+        target = next((peer for peer, pod_selector in pods.items() if pod_selector and pod_selector == selector), None)
+        if target is None:
+            raise AirflowException(f"Service {services[server]} selects {selector}, the pods of no server of the pair "
+                                   f"({pods}): cannot tell where the application writes")
+        found.add(target)
+    return found

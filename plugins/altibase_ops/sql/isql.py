@@ -104,7 +104,7 @@ def query_results(results: list[StatementResult]) -> list[dict[str, Any]] | None
     return queries or None
 
 
-def isql_command(binary_word: str, script_word: str, *, nls_use: str | None = None) -> str:
+def isql_command(binary_word: str, script_word: str | None, *, nls_use: str | None = None) -> str:
     """The iSQL command line as a shell string: the script on standard input, the login in the script.
 
     ``/NOLOG``: iSQL starts without logging in, and the script's first line, ``CONNECT user/password
@@ -112,15 +112,17 @@ def isql_command(binary_word: str, script_word: str, *, nls_use: str | None = No
     its command line: no environment variable, and its prompt reads /dev/tty, never piped input. On
     standard input, not ``-f``: iSQL echoes the commands of a ``-f`` file after its prompt (the CONNECT
     line with the password, into the task log), and those of standard input not. ``binary_word`` and
-    ``script_word`` are shell text (``shlex.quote(path)``, or a quoted variable reference); server and
-    port come from the environment, expanded by ``sh``.
+    ``script_word`` are shell text (``shlex.quote(path)``, or a quoted variable reference; None: the
+    caller gives the script as the process's standard input itself); server and port come from the
+    environment, expanded by ``sh``.
     The binary must be ``isql`` itself: the ``is`` wrapper adds ``-u sys -p MANAGER``, which ``/NOLOG``
     refuses.
     """
     parts = [binary_word, "-s", f'"${ENV_HOST}"', "-port", f'"${ENV_PORT}"', "/NOLOG", "-silent"]
     if nls_use:
         parts += ["-NLS_USE", shlex.quote(nls_use)]
-    parts += ["<", script_word]
+    if script_word is not None:
+        parts += ["<", script_word]
     return " ".join(parts)
 
 

@@ -15,6 +15,7 @@ from altibase_ops.ddl.operators import (
     build_block,
 )
 from altibase_ops.ddl.procedure import procedure, steps_in_order
+from altibase_ops.ddl.records import take_lock
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.steps import (
     ItemsDifferError,
@@ -197,6 +198,7 @@ def test_a_blocks_opening_wait_defers_when_it_goes_on_and_the_block_starts_over_
     operator.render_template_fields({"params": params})
     held = sim.hold_session("node1", client_info="the application, still connected")
     context = {"params": params, "ti": FakeTi()}
+    take_lock(DdlRequest.from_params(params), context["ti"].run_id, "test", log)  # as hold_pair does first
     with pytest.raises(TaskDeferred) as info:
         operator.execute(context)
     assert info.value.method_name == "execute_after_wait"

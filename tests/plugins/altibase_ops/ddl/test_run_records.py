@@ -79,7 +79,7 @@ def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_reco
     first = request_for(pair, "active_standby", "can_stop")
     begin(first, "run-A")
     other = request_for(pair, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C4 INTEGER)"])
-    with pytest.raises(PreflightError, match="held by run 'run-A'.*another request"):
+    with pytest.raises(PreflightError, match="another request: .*held by run 'run-A'"):
         preflight(other, log)
     with pytest.raises(PairLockedError, match="held by run 'run-A'"):
         take_lock(other, "run-B", "another airflow", log)
@@ -87,7 +87,7 @@ def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_reco
     # (each server's O4–O6 runs in a lane of its own, side by side: each got through O4 before the run stopped)
     history = run_procedure(first, stop_at_step="O5_run_ddl_on_active")
     run_step(step_named(first, "O4_drop_table_on_standby"), first, history)
-    with pytest.raises(PreflightError, match="did not finish; trigger again with recover=true"):
+    with pytest.raises(PreflightError, match="(?s)held by run 'run-A'.*That run is alive.*wait for it to end"):
         preflight(request_for(pair, "active_standby", "can_stop"), log)
     again = request_for(pair, "active_standby", "can_stop", recover=True)
     restore(again, history, log, resumable_ok=True)
@@ -97,20 +97,25 @@ def test_the_pair_is_held_by_one_run_and_a_failed_one_is_taken_over_only_by_reco
     preflight(other, log)  # free again: the other request may run now
 
 
-@pytest.mark.parametrize("steps, restored, expected", [
-    ([], None, "not touched by this run"),
-    ([("O1", "stop", "node1", "success"), ("O9", "resume", "node1", "success")], None, "back as before the run (O9)"),
-    ([("O1", "stop", "node1", "success"), ("O9", "resume", "node1", "upstream_failed")],
-     {"actions": ["node1: ADMIN_MODE = 0"]}, "NOT as before the run — stopped at O1 (node1)"),
-    ([("t1_R1c", "move_to_peer", "node1", "success"), ("R13", "restore", "node1", None)], None,
-     "NOT as before the run — moved to the other server at t1_R1c (node1)"),
-    ([("O1", "stop", "node1", "success"), ("O9", "resume", "node1", None)],
-     {"actions": ["service on node1: back to running"]}, "brought back by restore"),
-])
-def test_the_summary_says_whether_the_application_service_is_as_before(steps, restored, expected):
-    from altibase_ops.ddl.summary import service_statement
+def test_the_summary_reads_where_the_application_writes_and_the_pair_state(pair):
+    """Observed, not inferred: the same steps read differently when the application is not where it was."""
+    from altibase_ops.ddl.summary import observe_pair, pair_statement, service_statement
+    from altibase_ops.service.control import perform
 
-    assert expected in service_statement(steps, restored)
+    request = request_for(pair, "active_standby", "can_stop")
+    pair.load_start("node1", table="SYS.T1", interval=0.05)
+    observed = observe_pair(request, [])
+    assert service_statement(observed).startswith("application service: as before the run — the application "
+                                                  "writes on node1")
+    assert pair_statement(observed).startswith("pair: whole")
+    history = perform("move_to_peer", request.service_control, "node1", "node2", [])  # moved, as at SW2
+    observed = observe_pair(request, history)
+    assert service_statement(observed).startswith("application service: NOT as before the run — the application "
+                                                  "writes on node2")
+    # the standby takes writes but does not send: the invariant names it, with the one action
+    assert "node2: the application writes here but its sender of REP1 is not running" in pair_statement(observed)
+    perform("restore", request.service_control, "", "", history)
+    assert service_statement(observe_pair(request, [])).startswith("application service: as before the run")
 
 
 def test_a_run_refused_on_its_second_server_gives_back_the_first(pair):
@@ -125,3 +130,18 @@ def test_a_run_refused_on_its_second_server_gives_back_the_first(pair):
     for node, holders in (("node1", []), ("node2", [("run-A",)])):
         with pair.connect(node, sysdba=True) as conn:
             assert conn.cursor().execute("SELECT RUN_ID FROM SYS.AIRFLOW_DDL_LOCK").fetchall() == holders, node
+
+
+def test_the_refusal_names_a_live_holder_and_never_advises_recover(pair):
+    """The message of a refused run: the holder, its run, its age, its heartbeat, and what to do."""
+    first = request_for(pair, "active_standby", "can_stop")
+    take_lock(first, "run-A", "altibase_replicated_ddl on host-a", log, run_state=lambda dag, run: "running")
+    again = request_for(pair, "active_standby", "can_stop", recover=True)
+    with pytest.raises(PairLockedError) as info:
+        take_lock(again, "run-B", "altibase_replicated_ddl on host-b", log, run_state=lambda dag, run: "running")
+    text = str(info.value)
+    assert "run 'run-A'" in text and "last heartbeat" in text and "That run is alive" in text
+    assert "trigger this request again with recover=true" not in text
+    # the holder's run is over: the same request with recover takes it over, and says why
+    taken = take_lock(again, "run-B", "altibase_replicated_ddl on host-b", log, run_state=lambda dag, run: "failed")
+    assert all("its Airflow run is failed" in how for how in taken.values())

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -117,8 +119,29 @@ def test_template_file_renders_identifiers_through_the_filters(sim, altibase_con
 def test_the_password_is_in_no_log_line(sim, altibase_conns, capfd):
     isql(altibase_conns["node1"], "SELECT DUMMY FROM DUAL;").execute(context={})
     log = logged(capfd)
-    assert "/NOLOG -silent < " in log  # the login is in the script on standard input
+    assert "/NOLOG -silent" in log and "<" not in log.split("/NOLOG", 1)[1].split("\n", 1)[0]  # stdin, no file
     assert PASSWORD not in log
+
+
+def test_no_file_holds_the_password_while_the_client_runs(sim, altibase_conns):
+    """The login reaches iSQL on an anonymous file: a worker killed mid-step leaves no copy on disk."""
+    import os
+    import threading
+
+    sim.fail_once("node1", "^SELECT DUMMY", "SLOW:3")  # the step is still running while we look
+    step = isql(altibase_conns["node1"], "SELECT DUMMY FROM DUAL;")
+    worker = threading.Thread(target=step.execute, kwargs={"context": {}})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while getattr(step, "_process", None) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stdin = os.readlink(f"/proc/{step._process.pid}/fd/0")
+        assert stdin.endswith("(deleted)"), stdin  # an unlinked file: no name anyone could open
+        leftovers = [p for p in Path(tempfile.gettempdir()).glob("altibase-isql-*")]
+        assert not any(p.is_file() and PASSWORD in p.read_text(errors="ignore") for p in leftovers)
+    finally:
+        worker.join(timeout=30)
 
 
 def test_bad_arguments_fail_before_anything_runs(sim, altibase_conns):

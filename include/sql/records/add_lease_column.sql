@@ -1,0 +1,1 @@
+ALTER TABLE SYS.AIRFLOW_DDL_LOCK ADD COLUMN ({{ params.column | ident }} BIGINT)
