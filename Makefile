@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps demo demo-simulator ui ui-stop test lint bench clean
+.PHONY: venv system-deps demo demo-simulator ui ui-stop test test-faults lint bench clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ demo-simulator: venv
 
 test: venv
 	bash scripts/run-tests.sh
+
+# every step of every variant failed under load, then recovered (CI runs a sample of it in `make test`)
+test-faults: venv
+	ALTIBASE_FAULT_MATRIX=full $(BIN)/python -m pytest -n "$${TEST_WORKERS:-2}" --dist worksteal --durations=10 tests/dags/test_fault_matrix.py
 
 lint: venv
 	$(BIN)/ruff check .

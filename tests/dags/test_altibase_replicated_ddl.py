@@ -31,7 +31,11 @@ def test_each_variant_applies_the_ddl_under_a_live_load(sim, monkeypatch, airflo
     assert all(s == "success" for t, s in states.items() if t.startswith(chosen))
     assert all(s == "skipped" for t, s in states.items() if "." in t and not t.startswith(chosen))
     summary = dagrun.get_task_instance("summary").xcom_pull(task_ids="summary")
-    assert summary["service"].startswith("application service: back as before the run ("), summary["service"]
+    # read at the end, not inferred: where the loads run, and the pair whole
+    writers = ", ".join(sorted(load["server"] for load in sim.load_status() if load["running"]))
+    assert summary["service"].startswith(f"application service: as before the run — the application writes on "
+                                         f"{writers} ("), summary["service"]
+    assert summary["whole"] and summary["pair"].startswith("pair: whole"), summary["pair"]
     if (topology, service_mode) == ("active_standby", "can_stop"):
         # the same request again: applied everywhere, the pair whole and free -> nothing to do, no outage
         changes = {s["name"]: len(s["admin_mode_changes"]) for s in sim.status()["servers"]}

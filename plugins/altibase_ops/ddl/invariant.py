@@ -108,6 +108,11 @@ def check(request: DdlRequest, states: dict[str, ServerState], placement: Placem
             if sql_apply[name] or state.sql_apply_table_count:
                 verdict.add("sql_apply", f"{name}: SQL apply mode is still on (REPLICATION_SQL_APPLY_ENABLE "
                                         f"{int(sql_apply[name])}, {state.sql_apply_table_count} table(s) applied in it)")
+    if placement.writers is None and writers != set(request.senders):
+        where = ", ".join(sorted(writers)) or "no server"
+        kind = "placement_stopped" if writers <= request.senders else "placement"
+        verdict.add(kind, f"the approved service steps left the application on {where}, not where it ran before "
+                          f"the run ({', '.join(sorted(request.senders))}): put it back by hand")
     if placement.changed:
         # stopped only (nowhere it did not run before): what can_stop's own O9 puts back
         kind = "placement_stopped" if writers <= request.senders else "placement"

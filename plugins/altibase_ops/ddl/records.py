@@ -5,8 +5,8 @@
   run fails short of restoring everything, and it is the proof that a table out of the replication
   was taken out by *this* request (preflight resumes only that); the next run of the same request with
   ``recover=true`` takes it over — only once the holder is provably dead: its Airflow run is over
-  (read through Airflow), or its *lease* ran out (every task of the holder refreshes HEARTBEAT_AT and
-  EXPIRES_AT = now + its longest wait + ``lock_lease_seconds``). A live holder is never taken over,
+  (read through Airflow), or, for a run this Airflow cannot see, its *lease* ran out (every task of the
+  holder refreshes HEARTBEAT_AT and EXPIRES_AT = now + its longest wait + ``lock_lease_seconds``). A live holder is never taken over,
   whatever ``recover`` says; a holder whose lock was taken over finds out at its next task and stops.
   Released when the run ends with the pair whole.
 - **what a DDL step ran** (``SYS.AIRFLOW_DDL_APPLIED``): BEGAN before a statement, DONE after, per
@@ -88,7 +88,8 @@ FINISHED_RUN_STATES = {"success", "failed"}
 
 def holder_liveness(lock: Lock, run_state: Any = None) -> tuple[bool, str]:
     """(alive, why): a holder is dead when its Airflow run is over (``run_state(dag_id, run_id)`` gives
-    its state, or None where this Airflow does not know it) or its lease ran out; alive otherwise."""
+    its state, or None where this Airflow does not know it); a run this Airflow sees unfinished is alive;
+    for a run it cannot see (another installation), the lease decides."""
     state = None
     if run_state is not None:
         try:
@@ -98,6 +99,8 @@ def holder_liveness(lock: Lock, run_state: Any = None) -> tuple[bool, str]:
     state = str(state.value if hasattr(state, "value") else state) if state is not None else None
     if state in FINISHED_RUN_STATES:
         return False, f"its Airflow run is {state}"
+    if state is not None:  # this Airflow sees it running: alive, whatever its lease says (a long restore)
+        return True, f"its Airflow run is {state}"
     if lock.lease_expired():
         return False, f"its lease ran out at {_utc(lock.expires_at)} (no sign of life since {_utc(lock.heartbeat_at)})"
     seen = f"its Airflow run is {state}" if state else "its Airflow run is not visible here"

@@ -202,7 +202,13 @@ class Restorer:
         self.log.info("restore: %s", action)
 
     def placement(self) -> Placement:
-        return observe(self.request.service_control, [s.name for s in self.request.servers])
+        names = [s.name for s in self.request.servers]
+        try:
+            return observe(self.request.service_control, names)
+        except Exception as exc:  # noqa: BLE001 - unreadable: every server may take writes (every sender runs)
+            self.notes.append(f"where the application writes could not be read ({exc}): every server is taken "
+                              "as a writer")
+            return Placement(frozenset(names), ("unreadable",), f"not readable: {exc}")
 
     def writers(self, placement: Placement) -> set[str]:
         if placement.writers is not None:
@@ -210,6 +216,7 @@ class Restorer:
         return assumed_writers(self.request, self.history)
 
     def service(self, action: str, server: str = "", routes: dict[str, str | None] | None = None) -> None:
+        server = server or self.request.servers[0].name  # "restore": the pair's every server
         peer = next((s.name for s in self.request.servers if s.name != server), "")
         records = perform(action, self.request.service_control, server, peer, self.history, routes=routes)
         self.history += records
@@ -276,6 +283,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     if unreachable:
         return restore_survivors(request, service_history, log, unreachable)
     r = Restorer(request, service_history, log, audits)
+    placement = r.placement()  # before anything stops a sender: who writes decides what must run
     states = read_all(request)
     restarted = {name: restart_message(name, int(started_at[name]), int(state.startup_time or 0),
                                        state.properties.get("ADMIN_MODE"))
@@ -301,15 +309,14 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         # failed: the table cannot join there (definitions differ, no SQL apply in this mode). Take it out
         # on the first server too: both hold the same items, so replication starts, and the procedure
         # (recover) adds it back on both. Its admin mode stays on below (a table is out).
-        common = set.intersection(*(s.items for s in states.values()))
-        ahead = {n: sorted(t for t in s.items - common if t in request.tables and differs[t]) for n, s in states.items()}
+        # (also a table both servers hold with different definitions: START's handshake would refuse it)
+        ahead = {n: sorted(t for t in s.items if t in request.tables and differs[t]) for n, s in states.items()}
         if any(ahead.values()):
             change_items(request, states, ahead, "ddl/drop_replication_table.sql", StepKind.REPLICATION_DROP_TABLE,
                          "take tables out", f"taken out of replication {rep} again (the peer has not got the DDL "
                          "yet; the procedure adds it back on both)", r.actions, log)
             states = read_all(request)
     # 2. the senders: the roles', and every writer's (never a writer whose changes cannot replicate)
-    placement = r.placement()
     writers = r.writers(placement)
     start_failures: list[str] = []
     item_lists = {name: sorted(state.items) for name, state in states.items()}
@@ -354,17 +361,20 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                     + "; ".join(f"{n} {'has the DDL' if ddl_progress(request, {n: s})[n] == 'after' else 'does not'}"
                                 for n, s in states.items()) + ")" for table, differ in differs.items() if differ]
     data = {"verdict": "not compared", "detail": ""}
-    changed = bool(placement.changed) or left_changed(request.service_control, r.history)
+    changed = bool(placement.changed) or left_changed(request.service_control, r.history,
+                                                      servers=[s.name for s in request.servers])
     hard: list[str] = []  # what stops restore that the procedure does not finish by itself
     if not blocked:
         data = bring_service_back(r, states, placement, writers, changed, hard)
     # a standby left sending by the procedure (R13d did not run) while the application is not on it
     states = read_all(request)
-    writers = r.writers(r.placement())
+    now = r.placement()
+    writers = r.writers(now)
+    final_observed = now.observed and "unreadable" not in now.changed  # manual: never stop a possible writer's sender
     for server in request.servers:
         state = states[server.name]
         if state.sender_running and server.name not in request.senders and server.name not in writers \
-                and not blocked and not hard:
+                and not blocked and not hard and final_observed:
             try:
                 r.send(server, "ddl/flush_replication.sql", StepKind.REPLICATION_FLUSH,
                        f"{server.name}: its gap flushed (FLUSH WAIT) before its sender stops")

@@ -73,7 +73,8 @@ def perform(action: str, control: dict[str, Any], server: str, peer: str, histor
     them, and derives them from the action without).
     """
     if action in ("resume", "restore"):  # routes of these are "as before the run"
-        return return_to_original(control, history, None if action == "restore" else server, clients)
+        return return_to_original(control, history, None if action == "restore" else server, clients,
+                                  servers=[name for name in (server, peer) if name])
     if control["mode"] == "kubernetes":
         return kubernetes.route(control, routes or action_routes(action, control, server, peer), clients)
     return simulator.stop_or_move(control, server, peer if action == "move_to_peer" else None)
@@ -98,7 +99,7 @@ def _load(record: dict[str, Any]) -> str | None:
 
 
 def return_to_original(control: dict[str, Any], history: list[dict[str, Any]], server: str | None,
-                       clients: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+                       clients: tuple[Any, ...] | None = None, servers: list[str] | None = None) -> list[dict[str, Any]]:
     """Put each resource the run changed (of ``server``, or all) straight back to its state before the
     run. Straight back, not by replaying undo steps: an undo sequence could briefly re-open a service
     on a server whose replication is already stopped. Stops come before starts, so the service never
@@ -111,7 +112,9 @@ def return_to_original(control: dict[str, Any], history: list[dict[str, Any]], s
         return [{"kind": "restored", "server": r["server"], "state": f"{r['kind']} {r.get('now')}"} for r in records]
     # the originals kept with the application (a recover run has no history); else the first record of
     # a server's load in this run's history holds its state before the run
-    kept = {name: load for name, load in simulator.originals(control).items() if server is None or name == server}
+    names = servers or []
+    kept = {name: load for name, load in simulator.originals(control).items()
+            if (server is None and (not names or name in names)) or name == server}
     originals: dict[str, dict[str, Any]] = {}
     for record in history:
         name = _load(record)
@@ -122,11 +125,12 @@ def return_to_original(control: dict[str, Any], history: list[dict[str, Any]], s
 
 
 def left_changed(control: dict[str, Any], history: list[dict[str, Any]],
-                 clients: tuple[Any, ...] | None = None) -> bool:
+                 clients: tuple[Any, ...] | None = None, servers: list[str] | None = None) -> bool:
     """Whether a run left the service changed: this run's records say so, or (kubernetes) an object
     still carries the original it had before an earlier run."""
     if history:
         return True
     if control["mode"] == "simulator":
-        return bool(simulator.originals(control))  # kept until put back (return_to forgets them)
+        kept = simulator.originals(control)  # kept until put back (return_to forgets them); this pair's only
+        return any(servers is None or name in servers for name in kept)
     return control["mode"] == "kubernetes" and bool(kubernetes.changed_objects(control, clients))

@@ -192,9 +192,12 @@ def writers(control: dict[str, Any], servers: list[str], clients: tuple[Any, Any
     deployments = control.get("deployments") or {}
     live = {server: core.read_namespaced_service(name, namespace) for server, name in services.items()}
     originals = {server: _original(svc, ORIGINAL_SELECTOR, dict(svc.spec.selector or {})) for server, svc in live.items()}
-    pods = {name: dict((control.get("server_selectors") or {}).get(name) or originals.get(name) or {})
+    # a server's pods: as configured, and as its own Service selected them before the run
+    pods = {name: [dict(sel) for sel in ((control.get("server_selectors") or {}).get(name), originals.get(name)) if sel]
             for name in servers}
-    found: set[str] = set()
+    # an application Deployment without a Service of its own writes on its own server while it runs
+    found: set[str] = {server for server, name in deployments.items()
+                       if server not in live and apps.read_namespaced_deployment(name, namespace).spec.replicas}
     for server, service in live.items():
         selector = dict(service.spec.selector or {})
         if selector == NO_ENDPOINTS_LABEL:
@@ -202,7 +205,7 @@ def writers(control: dict[str, Any], servers: list[str], clients: tuple[Any, Any
         name = deployments.get(server)
         if name and not apps.read_namespaced_deployment(name, namespace).spec.replicas:
             continue
-        target = next((peer for peer, pod_selector in pods.items() if pod_selector and pod_selector == selector), None)
+        target = next((peer for peer, selectors in pods.items() if selector in selectors), None)
         if target is None:
             raise AirflowException(f"Service {services[server]} selects {selector}, the pods of no server of the pair "
                                    f"({pods}): cannot tell where the application writes")
