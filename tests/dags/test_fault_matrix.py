@@ -175,3 +175,26 @@ def test_the_matrix_covers_every_changing_step_of_every_variant():
                     continue  # sends nothing on a fresh pair (e.g. the standby's STOP): nothing to fail
                 assert f"{mode}-{topology}-{step.task_id}" in ids
     assert SAMPLE <= ids
+
+
+def test_a_switchback_that_fails_puts_the_application_back_on_the_sending_standby(sim, monkeypatch, airflow_db):
+    """Active-Standby rolling, the active's DDL fails after the switchover; restore's own R13 then fails
+    too (the standby's STOP): a service that cannot stop does not stay down — the application runs on the
+    standby again, whose sender carries its writes, the lock stays, and recover finishes."""
+    prepare(sim, monkeypatch, "active_standby")
+    sim.fail_once("node1", STATEMENTS["run_ddl"], "11075")  # t2_R5 on the active
+    sim.fail_once("node2", STATEMENTS["stop_replication"], "11075", skip=1)  # t2_R3 passes; restore's R13d fails
+    dagrun = run_dag(conf(sim, "active_standby", "rolling"))
+    states = task_states(dagrun)
+    assert states["rolling_active_standby.t2_R1d_R9_change_tables_on_active"] == "failed"
+    assert states["run_restore"] == "failed", states  # not whole: the application is not back on the active
+    assert sorted(loads(sim)) == ["node2"]
+    assert_no_write_stranded(sim)
+    assert query(sim, "node1", "SELECT COUNT(*) FROM SYS.AIRFLOW_DDL_LOCK")[0][0] == 1
+    summary = dagrun.get_task_instance("summary").xcom_pull(task_ids="summary", key="summary")
+    assert summary["service"].startswith("application service: NOT as before the run — the application writes "
+                                         "on node2"), summary["service"]
+    recovered = run_dag(conf(sim, "active_standby", "rolling", recover=True))
+    assert str(recovered.state) == "success", task_states(recovered)
+    assert sorted(loads(sim)) == ["node1"]
+    assert_pair_healthy(sim, "active_standby", ["C1", "C2", "C3"])

@@ -138,19 +138,35 @@ def restore_survivors(request: DdlRequest, service_history: list[dict[str, Any]]
 
 
 def change_items(request: DdlRequest, states: dict[str, Any], tables: dict[str, list[str]], template: str,
-                 kind: StepKind, purpose: str, done: str, actions: list[str], log: Any) -> None:
+                 kind: StepKind, purpose: str, done: str, log: Any, send: Any) -> None:
     """ADD or DROP TABLE of ``tables[server]`` on each server. Both need replication stopped on the
     server and the peer not sending (ERR-6109F): every running sender stops first (restarted later),
-    and each server's receiver has ended before its statement."""
+    and each server's receiver has ended before its statement. ``send(server, template, kind, action,
+    **overrides)`` sends and records one statement. When a statement fails, the senders this stopped
+    start again where both servers still hold the same items (no writer is left without its sender),
+    then the failure is raised."""
+    stopped = []
     for server in request.servers:
         if states[server.name].sender_running:
-            run_on(server.conn_id, render_ddl_sql("ddl/stop_replication.sql", request), StepKind.REPLICATION_STOP)
-            actions.append(f"{server.name}: replication stopped to {purpose}")
-    for server in request.servers:
-        if tables[server.name]:
-            wait_for_receiver_to_end(server.conn_id, request, log)
-            run_on(server.conn_id, render_ddl_sql(template, request, tables=tables[server.name]), kind)
-            actions.append(f"{server.name}: {tables[server.name]} {done}")
+            send(server, "ddl/stop_replication.sql", StepKind.REPLICATION_STOP,
+                 f"{server.name}: replication stopped to {purpose}")
+            stopped.append(server)
+    try:
+        for server in request.servers:
+            if tables[server.name]:
+                wait_for_receiver_to_end(server.conn_id, request, log)
+                send(server, template, kind, f"{server.name}: {tables[server.name]} {done}", tables=tables[server.name])
+    except Exception:
+        items = {repr(sorted(read_state(s.conn_id, request.replication_name, [], client_info=CLIENT_INFO,
+                                        definitions=False).items)) for s in request.servers}
+        if len(items) == 1:
+            for server in stopped:
+                try:
+                    send(server, "ddl/start_replication.sql", StepKind.REPLICATION_START,
+                         f"{server.name}: replication started again (the change of items failed)")
+                except Exception as exc:  # noqa: BLE001 - the original failure is what the operator must see
+                    log.warning("%s: could not start replication again: %s", server.name, exc)
+        raise
 
 
 def assumed_writers(request: DdlRequest, service_history: list[dict[str, Any]]) -> set[str]:
@@ -296,7 +312,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                for n, s in states.items()}
     if any(missing.values()):
         change_items(request, states, missing, "ddl/add_replication_table.sql", StepKind.REPLICATION_ADD_TABLE,
-                     "re-add tables", f"added back to replication {rep}", r.actions, log)
+                     "re-add tables", f"added back to replication {rep}", log, r.send)
         states = read_all(request)
     if rolling and any(differs.values()):
         for server in request.servers:
@@ -314,7 +330,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         if any(ahead.values()):
             change_items(request, states, ahead, "ddl/drop_replication_table.sql", StepKind.REPLICATION_DROP_TABLE,
                          "take tables out", f"taken out of replication {rep} again (the peer has not got the DDL "
-                         "yet; the procedure adds it back on both)", r.actions, log)
+                         "yet; the procedure adds it back on both)", log, r.send)
             states = read_all(request)
     # 2. the senders: the roles', and every writer's (never a writer whose changes cannot replicate)
     writers = r.writers(placement)
@@ -429,15 +445,46 @@ def bring_service_back(r: Restorer, states: dict[str, Any], placement: Placement
         r.service("restore")
         return {"verdict": "not compared", "detail": f"the application kept writing on {sorted(writers)} "
                 "(no exact comparison under writes); every writer's sender ran and FLUSH WAIT drained the gap"}
+    if on_standby and request.service_control["mode"] == "manual":
+        blocked.append(f"the application writes on the standby {sorted(writers - request.senders)} (as approved); "
+                       "its sender runs, so its writes reach the active. Move it back by hand as R13 does: stop "
+                       "it there, wait for its sessions to end and its gap to reach 0, stop the standby's "
+                       "sender, start the application on the active")
+        return data
     if on_standby:
-        if request.service_control["mode"] == "manual":
-            blocked.append(f"the application writes on the standby {sorted(writers - request.senders)} (as approved); "
-                           "its sender runs, so its writes reach the active. Move it back by hand as R13 does: stop "
-                           "it there, wait for its sessions to end and its gap to reach 0, stop the standby's "
-                           "sender, start the application on the active")
-            return data
+        for server in request.servers:  # drained before the stop, so the outage is the last moment's gap only
+            if server.name in writers and states[server.name].sender_running:
+                r.send(server, "ddl/flush_replication.sql", StepKind.REPLICATION_FLUSH,
+                       f"{server.name}: its gap flushed (FLUSH WAIT) before the application leaves it")
         # the procedure's own R13: stop it there, sessions gone, gap flushed, compared, then the active
         r.stop_service_everywhere(writers)
+    before = len(blocked)
+    try:
+        data = compare_and_return(r, placement, writers, blocked, on_standby)
+    except Exception as exc:  # noqa: BLE001 - reported below; the application must not stay down for it
+        blocked.append(f"switching the application back failed: {exc}")
+    if on_standby and len(blocked) > before:
+        # a service that cannot stop does not stay down for restore: back onto the standby, whose sender runs
+        active = request.server("active").name
+        standby = request.server("standby")
+        if not read_state(standby.conn_id, request.replication_name, [], client_info=CLIENT_INFO,
+                          definitions=False).sender_running:  # R13d ran before the failure: its writes need it
+            r.send(standby, "ddl/start_replication.sql", StepKind.REPLICATION_START,
+                   f"{standby.name}: replication {request.replication_name} started (the application returns here)")
+        standby = standby.name
+        r.service("move_to_peer", active, routes={active: standby, standby: standby})
+        r.notes.append(f"the application runs on {standby} again (its sender carries its writes to {active}) until "
+                       "the problem above is solved")
+    return data
+
+
+def compare_and_return(r: Restorer, placement: Placement, writers: set[str], blocked: list[str],
+                       on_standby: bool) -> dict[str, str]:
+    """With the application stopped everywhere: its sessions gone, the data compared exactly, the standby's
+    sender stopped (R13d), the application back as before the run. Appends to ``blocked`` what stops it."""
+    request = r.request
+    data = {"verdict": "not compared", "detail": ""}
+    if on_standby:
         try:
             r.wait_for_no_sessions([s for s in request.servers if s.name in writers])
         except AirflowException as exc:

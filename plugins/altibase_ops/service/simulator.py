@@ -78,9 +78,11 @@ def stop_or_move(control: dict[str, Any], server: str, peer: str | None) -> list
     if peer:
         _remember(control, [server, peer])
     records = [simulator_stop(control, server)]
-    if peer and records[0]["load"]:
+    # the load it ran, or (stopped by an earlier step, e.g. restore's R13) the one it ran before the run
+    load = records[0]["load"] or (originals(control).get(server) if peer else None)
+    if peer and load:
         if peer not in _running(control):
-            simulator_start(control, peer, records[0]["load"])
+            simulator_start(control, peer, load)
             records.append({"kind": "simulator_start", "server": peer})
     return records
 
