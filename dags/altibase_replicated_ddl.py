@@ -15,7 +15,6 @@ Each server's admin-mode window is one task (a block; its id names the step rang
 (O4–O6 on both servers at once): admin mode spans one task level in every variant. Each block's log
 shows its steps as they start and end, and its audit keeps one record per step.
 
-With `recover` (for a run after a failed one), **recover_leftovers** runs the restore path first.
 Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
 read-only **preflight** (replication and tables present, senders as the topology needs, admin mode 0,
 DDL properties at default, same table definitions, the last-table trap, the pair not held by another
@@ -27,10 +26,15 @@ ends without painting each stage.
 
 After: **post_checks** (definitions equal with the DDL applied, replication running with gap 0, admin
 mode 0, SQL apply 0, the same data: row counts and column sums), **restore** (when something failed:
-tables back in replication and replication restarted where safe, admin mode 0 where every table is
-replicated, the service back onto a whole pair whose data agree — or a precise operator message; with
-a server down, what is safe on the survivor), and **summary** (every statement, per server, with time in
-admin mode, and whether the application service is as it was; its XCom tab: `text`, and `steps` with UTC times).
+tables back in replication, a running sender for every server the application writes on, admin mode 0
+where every table is replicated, the application back where it ran — after a switchover by R13 — and
+the pair's invariant read again; the lock is released only when the pair is whole, else a precise
+operator message; with a server down, what is safe on the survivor), and **summary** (every statement,
+per server, restore's included, with time in admin mode; where the application writes and the pair's
+state, *read* at the end; its XCom tab: `text`, and `steps` with UTC times).
+
+With `recover`, **recover_leftovers** takes the pair's lock first — only from a holder that is over in
+Airflow or whose lease ran out — and then restores (README, "Recovery").
 
 Runs on different pairs go side by side; a second run on the same pair — of this Airflow or another —
 is refused by the pair's lock, naming the first. With `not_before` / `not_after` (a maintenance window;

@@ -194,6 +194,8 @@ def test_a_switchback_that_fails_puts_the_application_back_on_the_sending_standb
     summary = dagrun.get_task_instance("summary").xcom_pull(task_ids="summary", key="summary")
     assert summary["service"].startswith("application service: NOT as before the run — the application writes "
                                          "on node2"), summary["service"]
+    # restore turned the active's admin mode off: its time in admin mode counts restore's statement too
+    assert summary["admin_mode_seconds"].get("node1", 0) > 0, summary["admin_mode_seconds"]
     recovered = run_dag(conf(sim, "active_standby", "rolling", recover=True))
     assert str(recovered.state) == "success", task_states(recovered)
     assert sorted(loads(sim)) == ["node1"]

@@ -168,3 +168,54 @@ def test_endpoints_that_do_not_follow_the_selector_fail_the_step(cluster):
     stale["status"]["conditions"][0]["status"] = "True"
     perform("restore", CONTROL, "", "", [], api)
     as_before(server)
+
+
+def test_where_the_application_writes_is_read_from_the_cluster(cluster):
+    """observe(): the Services' selectors and the Deployments' scale say where the application writes, and
+    what still differs from before the run (the annotations)."""
+    from altibase_ops.service.control import observe
+
+    server, api = cluster
+    control = {**CONTROL, "server_selectors": {"a1": {"db": "a1"}, "a2": {"role": "a2"}}}  # as configured, or
+    assert observe(control, ["a1", "a2"], api).writers == {"a1", "a2"}  # its own Service's selector
+    perform("move_to_peer", CONTROL, "a1", "a2", [], api, routes={"a1": "a2", "a2": "a2"})
+    moved = observe(CONTROL, ["a1", "a2"], api)
+    assert moved.writers == {"a2"} and moved.changed == ("Service app-a1",)
+    perform("stop", CONTROL, "a2", "a1", [], api, routes={"a1": None, "a2": None})
+    assert observe(CONTROL, ["a1", "a2"], api).writers == set()
+    perform("restore", CONTROL, "", "", [], api)
+    back = observe(CONTROL, ["a1", "a2"], api)
+    assert back.writers == {"a1", "a2"} and back.changed == ()
+    # an application Deployment without a Service of its own writes on its own server while it runs
+    deployments_only = {"mode": "kubernetes", "namespace": "db", "deployments": {"a1": "shop-a1"}}
+    assert observe(deployments_only, ["a1", "a2"], api).writers == {"a1"}
+
+
+def test_a_moved_or_restarted_load_keeps_the_applications_own_login(sim):
+    """The simulator's service control never holds the application's password: a load it starts logs in
+    as the load it replaces did (a pair whose application is not SYS/manager keeps working)."""
+    seed_replicated_pair(sim, topology="active_standby")
+    for node in ("node1", "node2"):
+        with sim.connect(node, sysdba=True) as conn:
+            conn.cursor().execute('CREATE USER APP IDENTIFIED BY "app_pw_7"')
+    sim.load_start("node1", table="SYS.T1", sessions=1, interval=0.02, user="APP", password="app_pw_7")
+    control = {"mode": "simulator", "state_dir": str(sim.state_dir)}
+
+    def commits_on(node: str) -> dict:
+        """The running load on ``node`` once it committed (it logged in), within 10 s."""
+        import time
+
+        deadline = time.monotonic() + 10
+        while True:
+            load = next((s for s in sim.load_status() if s["server"] == node and s["running"]), None)
+            if load and load["committed"] > 0 or time.monotonic() > deadline:
+                return load
+            time.sleep(0.05)
+
+    history = perform("move_to_peer", control, "node1", "node2", [])
+    moved = commits_on("node2")
+    assert moved["user"] == "APP" and moved["committed"] > 0 and moved["errors"] == 0, moved
+    perform("restore", control, "", "", history)
+    back = commits_on("node1")
+    assert back["user"] == "APP" and back["committed"] > 0 and back["errors"] == 0, back
+    assert "password" not in back
