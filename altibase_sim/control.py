@@ -137,8 +137,8 @@ class SimulatorControl:
     def fail_once(self, server: str, statement_regex: str, code: str, skip: int = 0) -> None:
         self.call("fail_once", server=server, statement_regex=statement_regex, code=code, skip=skip)
 
-    def fail_load_once(self, server: str, message: str = "injected fault") -> None:
-        self.call("fail_load_once", server=server, message=message)
+    def fail_load_once(self, server: str, message: str = "injected fault", command: str | None = None) -> None:
+        self.call("fail_load_once", server=server, message=message, command=command)
 
     def hold_session(self, server: str, user: str = "SYS", password: str = "manager",
                      client_info: str = "held-session", sysdba: bool = False) -> int:

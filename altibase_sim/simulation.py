@@ -230,7 +230,7 @@ class Simulation:
         self.lock = threading.RLock()
         self.loads: dict[str, AppLoad] = {}
         self.finished_loads: list[dict] = []
-        self.load_faults: dict[str, str] = {}
+        self.load_faults: dict[str, tuple[str, str | None]] = {}
         self.stopped_loads: list[AppLoad] = []  # their credentials, for credentials_of
         self.held: dict[int, Any] = {}
         self._next_held = 1
@@ -412,17 +412,20 @@ class Simulation:
         """The next matching statement fails with ``code``; with ``skip``, the (skip+1)-th one does."""
         self.server(server).faults.append([re.compile(statement_regex, re.IGNORECASE), code.upper(), int(skip)])
 
-    def fail_load_once(self, server: str, message: str = "injected fault") -> None:
-        """The next load command on ``server`` (start or stop) fails, changing nothing: the application's
-        side refusing a service step (a deployment that cannot scale, a router that rejects the change)."""
+    def fail_load_once(self, server: str, message: str = "injected fault", command: str | None = None) -> None:
+        """The next load command on ``server`` (``command``: only a "start" or only a "stop"; None: either)
+        fails, changing nothing: the application's side refusing a service step (a deployment that
+        cannot scale, a router that rejects the change)."""
         with self.lock:
-            self.load_faults[server] = message
+            self.load_faults[server] = (message, command)
 
-    def _load_fault(self, server: str) -> None:
+    def _load_fault(self, server: str, command: str) -> None:
         with self.lock:
-            message = self.load_faults.pop(server, None)
-        if message is not None:
-            raise RuntimeError(f"the application load on {server} refused the command ({message})")
+            fault = self.load_faults.get(server)
+            if fault is None or fault[1] not in (None, command):
+                return
+            del self.load_faults[server]
+        raise RuntimeError(f"the application load on {server} refused the {command} ({fault[0]})")
 
     def hold_session(self, server: str, user: str = "SYS", password: str = "manager",
                      client_info: str = "held-session", sysdba: bool = False) -> int:
@@ -447,7 +450,7 @@ class Simulation:
                    password: str = "manager", credentials_of: str | None = None) -> dict:
         """``credentials_of``: log in as the last load of that server did (its user and password), so a
         service control that moves or restarts an application never needs to know its password."""
-        self._load_fault(server)
+        self._load_fault(server, "start")
         with self.lock:
             if server in self.loads:
                 return self.loads[server].status()
@@ -468,7 +471,7 @@ class Simulation:
 
     def load_stop(self, server: str | None = None) -> list[dict]:
         if server is not None:
-            self._load_fault(server)
+            self._load_fault(server, "stop")
         with self.lock:
             names = [server] if server else list(self.loads)
             stopping = [self.loads.pop(n) for n in names if n in self.loads]

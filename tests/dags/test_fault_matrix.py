@@ -135,7 +135,13 @@ def test_a_failure_at_each_step_under_load_strands_nothing_and_recover_finishes(
     step = next(s for s in steps_in_order(topology, mode) if s.task_id == task_id)
     server = SERVER_OF[step.role]
     if step.action == "service":
-        sim.fail_load_once(server, f"the service step {task_id} is refused")
+        # the first load command of its kind on that server is this step's: stopping and moving stop the
+        # step's server's load; resuming starts it; restoring starts the load the run stopped (the active's
+        # after a switchover, the second server's in Active-Active rolling)
+        command = "stop" if step.service in ("stop", "move_to_peer") else "start"
+        if step.service == "restore":
+            server = "node2" if topology == "active_active" else "node1"
+        sim.fail_load_once(server, f"the service step {task_id} is refused", command=command)
     else:
         sim.fail_once(server, STATEMENTS[step.name], "11075", skip=skip)  # lock timeout: a real server code
     dagrun = run_dag(conf(sim, topology, mode))
