@@ -158,8 +158,16 @@ def test_a_failure_at_each_step_under_load_strands_nothing_and_recover_finishes(
     held = query(sim, "node1", "SELECT COUNT(*) FROM SYS.AIRFLOW_DDL_LOCK")[0][0]
     if str(restored.state) == "success" and restored.xcom_pull(task_ids="run_restore")["whole"]:
         assert held == 0 and summary["whole"], summary["pair"]  # whole: released, and said so
+        for node in ("node1", "node2"):  # and whole as the servers show it
+            props = dict(query(sim, node, "SELECT NAME, VALUE1 FROM V$PROPERTY WHERE NAME IN "
+                                          "('ADMIN_MODE', 'REPLICATION_SQL_APPLY_ENABLE')"))
+            assert props == {"ADMIN_MODE": "0", "REPLICATION_SQL_APPLY_ENABLE": "0"}, (node, props)
+            items = {r[0] for r in query(sim, node, "SELECT LOCAL_TABLE_NAME FROM SYSTEM_.SYS_REPL_ITEMS_")}
+            assert items == {"T1", "T2"}, (node, items)
+        assert sorted(loads(sim)) == (["node1", "node2"] if topology == "active_active" else ["node1"])
     else:
         assert held == 1, "restore did not make the pair whole but released it"
+        assert not summary["whole"]
     # the recover run finishes the job from wherever this one stopped, with the application live
     recovered = run_dag(conf(sim, topology, mode, recover=True))
     assert str(recovered.state) == "success", task_states(recovered)
