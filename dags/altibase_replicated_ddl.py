@@ -65,7 +65,7 @@ from altibase_ops.ddl.operators import (
 from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
 from altibase_ops.ddl.records import holder_name, refresh_lease, release_lock, take_lock
-from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
+from altibase_ops.ddl.request import MAX_DDL_ENTRIES, MAX_TABLES, DdlRequest, InvalidRequestError
 from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
 from altibase_ops.ddl.summary import failure_advice, observe_pair, summarize
@@ -105,10 +105,11 @@ with DAG(
     user_defined_filters={**SQL_FILTERS, **DDL_SQL_FILTERS},
     # The trigger form, in the order a DBA fills it in: what, where, how, then the safety settings.
     params={
-        "tables": Param(["SYS.T1"], type="array", items={"type": "string"}, minItems=1, title="Tables",
+        "tables": Param(["SYS.T1"], type="array", items={"type": "string"}, minItems=1, maxItems=MAX_TABLES,
+                        title="Tables",
                         section="What", description="USER.TABLE, each in the replication on every server.", **DRAFT7),
         "ddl": Param(["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"], type="array", items={"type": "string"},
-                     minItems=1, title="DDL statements", section="What",
+                     minItems=1, maxItems=MAX_DDL_ENTRIES, title="DDL statements", section="What",
                      description="One statement per entry, each on a listed table (ALTER TABLE … ADD COLUMN (…) "
                                  "/ DROP COLUMN / MODIFY COLUMN (…), CREATE/DROP INDEX, TRUNCATE TABLE).", **DRAFT7),
         # Default true: triggering with the defaults shows the plan and changes nothing; a change needs

@@ -75,3 +75,19 @@ def test_bad_input_fails_in_validate_params_before_any_server_is_touched(sim, mo
     for node in ("node1", "node2"):
         assert columns(sim, node) == ["C1", "C2"]
         assert query(sim, node, "SELECT VALUE1 FROM V$PROPERTY WHERE NAME = 'ADMIN_MODE'") == [("0",)]
+
+
+def test_a_smuggled_statement_never_reaches_a_server(sim, monkeypatch, airflow_db):
+    """Through the DAG: the run stops in validate_params; the table the smuggled DELETE aimed at keeps its
+    rows on both servers, and no server saw a login of the run."""
+    prepare(sim, monkeypatch, "active_standby", load=False)
+    for key in (1, 2, 3):
+        query(sim, "node1", f"INSERT INTO SYS.T2 VALUES ({key}, {key})")
+    query(sim, "node1", "ALTER REPLICATION REP1 FLUSH WAIT 10")
+    dagrun = run_dag(conf(sim, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C3 VARCHAR(40) DEFAULT 'x\nDELETE FROM SYS.T2;')"]))
+    states = task_states(dagrun)
+    assert states["validate_params"] == "failed" and states["recover_leftovers"] in ("upstream_failed", "skipped")
+    for node in ("node1", "node2"):
+        assert query(sim, node, "SELECT COUNT(*) FROM SYS.T2") == [(3,)], node
+        assert query(sim, node, "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'AIRFLOW_DDL_LOCK'") \
+            == [(0,)], node  # no run of this DAG ever got as far as the lock

@@ -129,6 +129,9 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
             table = state.index_tables.get(stmt.index or "")
             if stmt.kind == "drop_index" and table is not None and table not in request.tables:
                 problems.append(f"{server.name}: index {stmt.index} belongs to {table}, not a listed table")
+            elif stmt.kind == "drop_index" and table is not None and table.split(".")[0] != stmt.index.split(".")[0]:
+                problems.append(f"{server.name}: index {stmt.index} is owned by {stmt.index.split('.')[0]}, not by "
+                                f"the owner of its table {table}; this DAG changes only the table owner's objects")
         missing_tables = [t for t in request.tables if t not in state.tables]
         problems += [f"{server.name}: table {table} does not exist" for table in missing_tables]
         if not missing_tables:

@@ -50,6 +50,12 @@ class Server:
     role: str
 
 
+# Every statement runs inside the admin-mode window, one table at a time leaves the replication: a
+# request bigger than this is a migration to split, not one change.
+MAX_DDL_ENTRIES = 50
+MAX_TABLES = 50
+
+
 @dataclass
 class DdlRequest:
     """The validated parameters of one run. Every task builds it again from the run's params
@@ -220,6 +226,8 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     raw_tables = params.get("tables")
     if not isinstance(raw_tables, list) or not raw_tables:
         raise InvalidRequestError("tables: give at least one USER.TABLE")
+    if len(raw_tables) > MAX_TABLES:
+        raise InvalidRequestError(f"tables: at most {MAX_TABLES} per request (got {len(raw_tables)}); split the change")
     tables = []
     for i, table in enumerate(raw_tables):
         try:
@@ -232,6 +240,9 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     raw_ddl = params.get("ddl")
     if not isinstance(raw_ddl, list) or not raw_ddl:
         raise InvalidRequestError("ddl: give at least one DDL statement")
+    if len(raw_ddl) > MAX_DDL_ENTRIES:
+        raise InvalidRequestError(f"ddl: at most {MAX_DDL_ENTRIES} statements per request (got {len(raw_ddl)}): every "
+                                  "one runs inside the admin-mode window; split the change")
     ddl = []
     for i, text in enumerate(raw_ddl):
         try:

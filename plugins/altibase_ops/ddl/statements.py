@@ -60,8 +60,22 @@ def shown(text: Any) -> str:
     return quoted if len(quoted) <= _SHOWN else f"{quoted[:_SHOWN]}… ({len(str(text))} characters)"
 
 
+_LITERALS = re.compile(r"'[^']*'")
+
+
 def _outside_literals(text: str) -> str:
-    return re.sub(r"'[^']*'", "''", text)
+    return _LITERALS.sub("''", text)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every run of whitespace outside its string literals made one space."""
+    parts, last = [], 0
+    for match in _LITERALS.finditer(text):
+        parts.append(re.sub(r"[ \t\r\n]+", " ", text[last:match.start()]))
+        parts.append(match.group(0))
+        last = match.end()
+    parts.append(re.sub(r"[ \t\r\n]+", " ", text[last:]))
+    return "".join(parts).strip()
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,17 @@ def parse_ddl(text: Any) -> DdlStatement:
         odd = sorted({f"U+{ord(c):04X}" for c in _outside_literals(text) if not c.isascii()})
         raise InvalidDdlError(f"{shown(text)}: non-ASCII characters outside a string literal ({', '.join(odd)}); "
                               "names and keywords must be ASCII")
-    stripped = text.strip()
+    for literal in re.findall(r"'[^']*'", text):
+        # iSQL reads its script line by line: a line break (or any control character) inside a literal could
+        # start a line iSQL reads as a statement or command of its own; a ';' could end the statement there
+        if any(ord(c) < 32 or ord(c) == 127 for c in literal) or ";" in literal:
+            raise InvalidDdlError(f"{shown(text)}: a string literal holds a control character or ';' "
+                                  f"({shown(literal)}); the iSQL script must not be able to read a second "
+                                  "statement in it. Use a literal without them")
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in text):
+        raise InvalidDdlError(f"{shown(text)}: control characters are not allowed in a DDL statement")
+    # outside literals, line breaks and tabs are spaces: the statement reaches iSQL on one line
+    stripped = _one_line(text)
     if stripped.endswith(";"):
         stripped = stripped[:-1].rstrip()
     if ";" in _outside_literals(stripped):
@@ -151,6 +175,13 @@ def parse_ddl(text: Any) -> DdlStatement:
             for col in groups["columns"].split(","):
                 if not IDENTIFIER_PATTERN.fullmatch(col.strip()):
                     raise InvalidDdlError(f"{shown(text)}: {col.strip()!r} is not a column name")
+            index, owner = _qualify(groups["index"]), table.split(".")[0]
+            if index.split(".")[0] != owner:
+                # the procedure checks and drops only the table's own objects; an index elsewhere would
+                # cost an outage and never show as applied
+                raise InvalidDdlError(f"{shown(text)}: the index {index} would belong to "
+                                      f"{index.split('.')[0]}, not to the table's owner {owner}; name it "
+                                      f"{owner}.{index.split('.')[1]}")
             return DdlStatement(stripped, kind, table, index=_qualify(groups["index"]),
                                 keys=tuple(c.strip().upper() for c in groups["columns"].split(",")),
                                 unique=bool(groups["unique"]))
