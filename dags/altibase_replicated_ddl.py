@@ -241,6 +241,7 @@ with DAG(
         # the pair's lock first: a live holder is refused whatever recover says, before anything is touched
         ti = context["ti"]
         take_lock(request, ti.run_id, holder_name(ti.dag_id), log, run_state=ti.get_dagrun_state)
+        ti.xcom_push(key="held_at", value=time.time())  # this run holds the pair from here on
         audits: list = []
         try:
             return restore(request, [], log, resumable_ok=True, audits=audits)
@@ -249,7 +250,7 @@ with DAG(
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def run_preflight(**context) -> dict:
-        return preflight(DdlRequest.from_params(context["params"]), log)
+        return preflight(DdlRequest.from_params(context["params"]), log, run_state=context["ti"].get_dagrun_state)
 
     @task.short_circuit(ignore_downstream_trigger_rules=True)
     def stop_if_dry_run(**context) -> bool:
@@ -332,7 +333,12 @@ with DAG(
         held_at = ti.xcom_pull(task_ids="hold_pair", key="held_at")
         if held_at is not None:  # the run held the pair: its outcome goes into the pair's history
             record_outcome(request, "applied" if post is not None else "failed", ti.run_id, ti.dag_id, held_at, log)
-        began = held_at is not None or ti.xcom_pull(task_ids="recover_leftovers") is not None
+        recovered_at = ti.xcom_pull(task_ids="recover_leftovers", key="held_at")
+        began = held_at is not None or recovered_at is not None
+        recovered = ti.xcom_pull(task_ids="recover_leftovers")
+        if held_at is None and recovered_at is not None and (recovered or {}).get("whole"):
+            # recover made the pair whole, then a gate stopped the run before hold_pair: nothing of it holds
+            release_lock(request, ti.run_id, log)
         if post is None:
             ti.xcom_push(key="summary", value=result)  # kept for a failed run too
             message = f"the procedure did not complete: see the failed task and run_restore's log. {result['service']}"

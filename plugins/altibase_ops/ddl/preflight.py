@@ -53,8 +53,9 @@ def definition_difference(table: str, states: dict[str, ServerState]) -> str:
     return "; ".join(only) or "the same parts in another order"
 
 
-def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
-    """Read-only gates before anything changes. Raises PreflightError naming every problem."""
+def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str, Any]:
+    """Read-only gates before anything changes. Raises PreflightError naming every problem.
+    ``run_state(dag_id, run_id)``: a lock holder's Airflow run state, where this Airflow has it."""
     problems: list[str] = []
     notes: list[str] = []
     try:
@@ -81,9 +82,9 @@ def preflight(request: DdlRequest, log: Any) -> dict[str, Any]:
         lock = state.lock
         ours = lock is not None and lock.request_key == key
         if lock is not None and not ours:
-            problems.append(f"{server.name}: another request: " + locked_message(request, server.name, lock))
+            problems.append(f"{server.name}: another request: " + locked_message(request, server.name, lock, run_state))
         elif ours and not request.recover:
-            problems.append(locked_message(request, server.name, lock))
+            problems.append(locked_message(request, server.name, lock, run_state))
         missing = [t for t in request.tables if t not in state.items]
         if missing and ours:
             # what an interrupted run of this request leaves (after O4/R4), proven by its lock

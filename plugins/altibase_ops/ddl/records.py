@@ -266,7 +266,11 @@ def refresh_lease(request: DdlRequest, run_id: str, log: Any) -> None:
                     if not tables_exist(session):
                         raise LockLostError(f"{server.name}: no lock table: this run does not hold the pair")
                     current = read_lock(session, request.replication_name)
-                    if current is None or current.run_id != run_id:
+                    if current is None:
+                        raise LockLostError(f"{server.name}: this run ({run_id}) no longer holds replication "
+                                            f"{request.replication_name}: its lock was released (by this run's "
+                                            "post-checks, or by hand); this step does not touch the pair")
+                    if current.run_id != run_id:
                         raise LockLostError(
                             f"{server.name}: this run ({run_id}) no longer holds replication {request.replication_name}"
                             f" (now: {current.describe() if current else 'nobody'}); another run took it over as dead."
@@ -284,8 +288,10 @@ def refresh_lease(request: DdlRequest, run_id: str, log: Any) -> None:
 
 def release_lock(request: DdlRequest, run_id: str, log: Any) -> None:
     """Release this run's lock (only its own) on every server it can reach."""
+    from altibase_ops.ddl.steps import when_free
+
     for server in request.servers:
-        with sysdba_hook(server).session() as session:
+        with when_free(sysdba_hook(server)) as session:
             if tables_exist(session):
                 session.execute(render_sql("records/release_lock.sql"), (request.replication_name, run_id))
     log.info("the pair is released by run %s", run_id)

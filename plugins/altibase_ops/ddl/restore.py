@@ -17,7 +17,7 @@ from altibase_ops.ddl import invariant
 from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, ddl_progress, read_all
-from altibase_ops.ddl.steps import render_ddl_sql, run_on, wait_for_receiver_to_end
+from altibase_ops.ddl.steps import BUSY, render_ddl_sql, run_on, wait_for_receiver_to_end
 from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
@@ -78,6 +78,8 @@ def unreachable_servers(request: DdlRequest) -> dict[str, str]:
             with AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO).session():
                 pass
         except AltibaseServerError as exc:
+            if exc.code == BUSY:  # it answered: another SYSDBA session is open there for a moment
+                continue
             if exc.code not in _DOWN_CODES:
                 raise
             down[server.name] = str(exc)
@@ -442,7 +444,11 @@ def bring_service_back(r: Restorer, states: dict[str, Any], placement: Placement
         except AirflowException as exc:
             blocked.append(f"the gap does not drain, so the service is not moved: {exc}")
             return {"verdict": "not compared", "detail": str(exc)}
-        r.service("restore")
+        try:
+            r.service("restore")
+        except Exception as exc:  # noqa: BLE001 - any failure of the service control is reported, not raised
+            blocked.append(f"the application could not be put back as before the run: {exc}")
+            return {"verdict": "not compared", "detail": str(exc)}
         return {"verdict": "not compared", "detail": f"the application kept writing on {sorted(writers)} "
                 "(no exact comparison under writes); every writer's sender ran and FLUSH WAIT drained the gap"}
     if on_standby and request.service_control["mode"] == "manual":
@@ -451,31 +457,38 @@ def bring_service_back(r: Restorer, states: dict[str, Any], placement: Placement
                        "it there, wait for its sessions to end and its gap to reach 0, stop the standby's "
                        "sender, start the application on the active")
         return data
-    if on_standby:
-        for server in request.servers:  # drained before the stop, so the outage is the last moment's gap only
-            if server.name in writers and states[server.name].sender_running:
-                r.send(server, "ddl/flush_replication.sql", StepKind.REPLICATION_FLUSH,
-                       f"{server.name}: its gap flushed (FLUSH WAIT) before the application leaves it")
-        # the procedure's own R13: stop it there, sessions gone, gap flushed, compared, then the active
-        r.stop_service_everywhere(writers)
     before = len(blocked)
     try:
+        if on_standby:
+            for server in request.servers:  # drained before the stop: the outage is the last moment's gap only
+                if server.name in writers and states[server.name].sender_running:
+                    r.send(server, "ddl/flush_replication.sql", StepKind.REPLICATION_FLUSH,
+                           f"{server.name}: its gap flushed (FLUSH WAIT) before the application leaves it")
+            # the procedure's own R13: stop it there, sessions gone, gap flushed, compared, then the active
+            r.stop_service_everywhere(writers)
         data = compare_and_return(r, placement, writers, blocked, on_standby)
     except Exception as exc:  # noqa: BLE001 - reported below; the application must not stay down for it
         blocked.append(f"switching the application back failed: {exc}")
     if on_standby and len(blocked) > before:
-        # a service that cannot stop does not stay down for restore: back onto the standby, whose sender runs
-        active = request.server("active").name
-        standby = request.server("standby")
-        if not read_state(standby.conn_id, request.replication_name, [], client_info=CLIENT_INFO,
-                          definitions=False).sender_running:  # R13d ran before the failure: its writes need it
-            r.send(standby, "ddl/start_replication.sql", StepKind.REPLICATION_START,
-                   f"{standby.name}: replication {request.replication_name} started (the application returns here)")
-        standby = standby.name
-        r.service("move_to_peer", active, routes={active: standby, standby: standby})
-        r.notes.append(f"the application runs on {standby} again (its sender carries its writes to {active}) until "
-                       "the problem above is solved")
+        try:
+            put_back_on_standby(r)
+        except Exception as exc:  # noqa: BLE001 - said, with the state, in restore's message
+            blocked.append(f"the application could not be put back on the standby either: {exc}")
     return data
+
+
+def put_back_on_standby(r: Restorer) -> None:
+    """A failed switchback: a service that cannot stop does not stay down for restore — the application
+    back on the standby, its sender running first (R13d may have stopped it before the failure)."""
+    request = r.request
+    active, standby = request.server("active").name, request.server("standby")
+    if not read_state(standby.conn_id, request.replication_name, [], client_info=CLIENT_INFO,
+                      definitions=False).sender_running:
+        r.send(standby, "ddl/start_replication.sql", StepKind.REPLICATION_START,
+               f"{standby.name}: replication {request.replication_name} started (the application returns here)")
+    r.service("move_to_peer", active, routes={active: standby.name, standby.name: standby.name})
+    r.notes.append(f"the application runs on {standby.name} again (its sender carries its writes to {active}) "
+                   "until the problem above is solved")
 
 
 def compare_and_return(r: Restorer, placement: Placement, writers: set[str], blocked: list[str],

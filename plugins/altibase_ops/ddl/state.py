@@ -5,8 +5,11 @@ Preflight, the steps' read-first, the post-checks and restore all read through h
 
 from __future__ import annotations
 
+import time
+
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.statements import DdlStatement, InvalidDdlError, is_applied
+from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.state.server import ServerState, read_state
 
 CLIENT_INFO = "airflow:altibase_replicated_ddl"
@@ -23,9 +26,17 @@ def read_all(request: DdlRequest, count_rows: bool = False) -> dict[str, ServerS
     """Every server's state, with what this tool recorded there (the pair's lock, the DDL's records)."""
     states = {}
     for server in request.servers:
-        state = read_state(server.conn_id, request.replication_name, request.tables, count_rows=count_rows,
-                           client_info=CLIENT_INFO)
-        read_records(server.conn_id, request, state)
+        deadline = time.monotonic() + 30
+        while True:  # the server's single SYSDBA session may be taken for a moment (ERR-41041)
+            try:
+                state = read_state(server.conn_id, request.replication_name, request.tables, count_rows=count_rows,
+                                   client_info=CLIENT_INFO)
+                read_records(server.conn_id, request, state)
+                break
+            except AltibaseServerError as exc:
+                if exc.code != "41041" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         states[server.name] = state
     return states
 

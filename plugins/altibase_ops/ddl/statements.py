@@ -136,12 +136,13 @@ def parse_ddl(text: Any) -> DdlStatement:
         raise InvalidDdlError(f"{shown(text)}: non-ASCII characters outside a string literal ({', '.join(odd)}); "
                               "names and keywords must be ASCII")
     for literal in re.findall(r"'[^']*'", text):
-        # iSQL reads its script line by line: a line break (or any control character) inside a literal could
-        # start a line iSQL reads as a statement or command of its own; a ';' could end the statement there
-        if any(ord(c) < 32 or ord(c) == 127 for c in literal) or ";" in literal:
-            raise InvalidDdlError(f"{shown(text)}: a string literal holds a control character or ';' "
-                                  f"({shown(literal)}); the iSQL script must not be able to read a second "
-                                  "statement in it. Use a literal without them")
+        # the script must never depend on how iSQL reads a line break inside a literal (it continues the
+        # statement, ut/isql/src/iSQLPreLexer.l; a client that did not would read the next line as a
+        # statement): a literal is one line. A ';' inside quotes does not end an iSQL statement (same file).
+        if any(ord(c) < 32 or ord(c) == 127 for c in literal):
+            raise InvalidDdlError(f"{shown(text)}: a string literal holds a control character ({shown(literal)}); "
+                                  "the iSQL script must not be able to read a second statement in it. Use a "
+                                  "literal without line breaks or control characters")
     if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in text):
         raise InvalidDdlError(f"{shown(text)}: control characters are not allowed in a DDL statement")
     # outside literals, line breaks and tabs are spaces: the statement reaches iSQL on one line

@@ -15,7 +15,10 @@ operators (``ddl/operators.py``) and the fault matrix call, so neither can drift
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from logging import Logger
 from typing import Any
@@ -269,7 +272,30 @@ def step_routes(step: Step, request: DdlRequest) -> dict[str, str | None]:
 
 
 def run_on(conn_id: str, script: str, step_kind: StepKind) -> list[StatementResult]:
-    """``script`` on a short SYSDBA session of one server, judged by the "already done" table."""
+    """``script`` on a short SYSDBA session of one server, judged by the "already done" table. A login
+    refused because the server's single SYSDBA session is taken for a moment ran nothing: tried again."""
     hook = AltibaseHook(altibase_conn_id=conn_id, sysdba=True, client_info=CLIENT_INFO)
-    with hook.session() as session:
+    with when_free(hook) as session:
         return run_script(session, script, step_kind=step_kind)
+
+
+@contextmanager
+def when_free(hook: AltibaseHook, wait: float = PEER_BUSY_WAIT_SECONDS) -> Iterator[Any]:
+    """A SYSDBA session of ``hook``, waiting (``wait`` s at most) while another SYSDBA session is open."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            opened = hook.session()
+            session = opened.__enter__()
+            break
+        except AltibaseServerError as exc:
+            if exc.code != BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield session
+    except BaseException:
+        if not opened.__exit__(*sys.exc_info()):
+            raise
+    else:
+        opened.__exit__(None, None, None)
