@@ -14,6 +14,7 @@ from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict
 from altibase_ops.ddl.records import LOCK_TABLE, locked_message, request_key
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
+from altibase_ops.ddl.statements import DefinitionConflictError
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.state.server import ServerState
 
@@ -138,7 +139,10 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
         if not missing_tables:
             problems += missing_targets(request, server.name, state)
     if not problems:
-        progress = ddl_progress(request, states)
+        try:
+            progress = ddl_progress(request, states)
+        except DefinitionConflictError as exc:  # a same-name object with another definition: say which
+            raise PreflightError(f"preflight found problems, nothing was changed:\n- {exc}") from None
         for table in request.tables:
             by_progress: dict[str, set] = {}
             for name, state in states.items():

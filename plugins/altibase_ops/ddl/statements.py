@@ -213,13 +213,36 @@ def _matches(column: Column, state: dict[str, Any]) -> bool:
     return not column.not_null or state["IS_NULLABLE"] == "F"
 
 
+class DefinitionConflictError(InvalidDdlError):
+    """An object of the statement's name exists with another definition: neither applied nor to apply."""
+
+
+def _describe_column(name: str, state: dict[str, Any]) -> str:
+    type_name = next((t for t, code in TYPE_CODES.items() if code == int(state["DATA_TYPE"])), str(state["DATA_TYPE"]))
+    return (f"{name} {type_name}({state['PRECISION']}, {state['SCALE'] or 0})"
+            f"{' NOT NULL' if state['IS_NULLABLE'] == 'F' else ''}")
+
+
+def _asked(column: Column) -> str:
+    size = "" if column.precision is None else f"({column.precision}{'' if column.scale is None else f', {column.scale}'})"
+    return f"{column.name} {column.type_name}{size}{' NOT NULL' if column.not_null else ''}"
+
+
 def is_applied(stmt: DdlStatement, state: TableState) -> bool | None:
-    """True when the server already shows the statement's effect, False when not; None when the
-    effect cannot be read from the definition (TRUNCATE: always safe to run again)."""
+    """True when the server already shows the statement's effect — the definition it asks for, not
+    only the name — False when not; None when the effect cannot be read from the definition (TRUNCATE).
+    A same-name column or index with another definition raises DefinitionConflictError, naming both."""
     if stmt.kind == "add_column":
         present = [c.name in state.columns for c in stmt.columns]
         if any(present) and not all(present):
             raise InvalidDdlError(f"{stmt.text!r} is half applied: some of its columns exist, some do not")
+        for column in stmt.columns:
+            existing = state.columns.get(column.name)
+            if existing is not None and not (_matches(column, existing)
+                                             and (existing["IS_NULLABLE"] == "F") == column.not_null):
+                raise DefinitionConflictError(
+                    f"{shown(stmt.text)}: the table already has a column {_describe_column(column.name, existing)}, "
+                    f"not the {_asked(column)} this statement asks for; drop or rename one of them first")
         return all(present)
     if stmt.kind == "drop_column":
         return stmt.column not in state.columns
@@ -227,6 +250,12 @@ def is_applied(stmt: DdlStatement, state: TableState) -> bool | None:
         column = stmt.columns[0]
         return column.name in state.columns and _matches(column, state.columns[column.name])
     if stmt.kind == "create_index":
+        existing = state.index_keys.get(stmt.index or "")
+        if existing is not None and (existing.columns != stmt.keys or existing.unique != stmt.unique):
+            raise DefinitionConflictError(
+                f"{shown(stmt.text)}: the table already has {existing.describe(stmt.index or '')}, not the "
+                f"{'UNIQUE ' if stmt.unique else ''}INDEX {stmt.index} ({', '.join(stmt.keys)}) this statement "
+                "asks for; drop it or choose another name first")
         return stmt.index in state.indexes
     if stmt.kind == "drop_index":
         return stmt.index not in state.indexes

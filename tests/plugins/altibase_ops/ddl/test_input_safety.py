@@ -74,3 +74,33 @@ def test_a_request_too_big_for_one_admin_window_is_refused():
     tables = [f"SYS.T{n}" for n in range(MAX_TABLES + 1)]
     with pytest.raises(InvalidRequestError, match=f"tables: at most {MAX_TABLES}"):
         DdlRequest.from_params({**GOOD, "tables": tables})
+
+
+def _outside_the_procedure(pair, *statements: str) -> None:
+    """DDL a DBA made on both servers earlier (allowing DDL on replicated tables for a moment)."""
+    for node in ("node1", "node2"):
+        with pair.connect(node, sysdba=True) as conn:
+            conn.cursor().execute("ALTER SYSTEM SET REPLICATION_DDL_ENABLE = 1")
+            for statement in statements:
+                conn.cursor().execute(statement)
+            conn.cursor().execute("ALTER SYSTEM SET REPLICATION_DDL_ENABLE = 0")
+
+
+def test_a_column_of_the_same_name_with_another_type_is_a_conflict_not_applied(pair):
+    from altibase_ops.ddl.preflight import PreflightError, preflight
+
+    _outside_the_procedure(pair, "ALTER TABLE SYS.T1 ADD COLUMN (C3 VARCHAR(10))")
+    request = request_for(pair, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"])
+    with pytest.raises(PreflightError, match=r"already has a column C3 VARCHAR\(10, 0\), not the C3 INTEGER"):
+        preflight(request, log)
+    same = request_for(pair, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C3 VARCHAR(10))"])
+    assert preflight(same, log)["nothing_to_do"]  # the very definition asked for: applied
+
+
+def test_an_index_of_the_same_name_on_other_columns_is_a_conflict_not_applied(pair):
+    from altibase_ops.ddl.preflight import PreflightError, preflight
+
+    _outside_the_procedure(pair, "CREATE INDEX SYS.I1 ON SYS.T1 (C2)")
+    request = request_for(pair, "active_standby", "can_stop", ddl=["CREATE UNIQUE INDEX SYS.I1 ON SYS.T1 (C1)"])
+    with pytest.raises(PreflightError, match=r"already has INDEX SYS.I1 \(C2\), not the UNIQUE INDEX SYS.I1 \(C1\)"):
+        preflight(request, log)
