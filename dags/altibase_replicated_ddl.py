@@ -60,6 +60,7 @@ from altibase_ops.ddl.operators import (
     audit_records,
     build_variant,
     preflight_start_times,
+    service_history,
     step_task_ids,
 )
 from altibase_ops.ddl.preflight import check_connections, preflight
@@ -299,8 +300,7 @@ with DAG(
         request = DdlRequest.from_params(context["params"])
         refresh_lease(request, ti.run_id, log)  # LockLostError: another run took the pair over; touch nothing
         wait_for_steps_to_settle(context, request, log)
-        records = ti.xcom_pull(task_ids=step_task_ids(request, "service")) or []
-        history = [r for batch in records if batch for r in batch]
+        history = service_history(context, request)
         audits: list = []
         try:
             result = restore(request, history, log, started_at=preflight_start_times(context), audits=audits)
@@ -327,8 +327,7 @@ with DAG(
                                             key="audit") or [])
         post = ti.xcom_pull(task_ids="run_post_checks")
         restored = ti.xcom_pull(task_ids="run_restore")
-        records = ti.xcom_pull(task_ids=step_task_ids(request, "service")) or []
-        observation = observe_pair(request, [r for batch in records if batch for r in batch])
+        observation = observe_pair(request, service_history(context, request))
         result = summarize(request, audits, post, restored, log, observation)
         held_at = ti.xcom_pull(task_ids="hold_pair", key="held_at")
         if held_at is not None:  # the run held the pair: its outcome goes into the pair's history

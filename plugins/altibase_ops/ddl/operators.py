@@ -25,10 +25,8 @@ from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
 from altibase_ops.ddl.records import refresh_lease
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import CLIENT_INFO
+from altibase_ops.ddl.state import BUSY, CLIENT_INFO, PEER_BUSY_WAIT_SECONDS
 from altibase_ops.ddl.steps import (
-    BUSY,
-    PEER_BUSY_WAIT_SECONDS,
     StepWaitError,
     prepare_step,
     run_ddl_step,
@@ -395,6 +393,13 @@ def step_task_ids(request: DdlRequest, action: str | None = None) -> list[str]:
     """The task ids of the run's variant (of one action, e.g. ``service``), in procedure order."""
     return [f"{request.variant}.{b.task_id}" for stage in procedure(request.topology, request.service_mode)
             for b in stage if action is None or b.action == action]
+
+
+def service_history(context: Context, request: DdlRequest) -> list[dict[str, Any]]:
+    """What this run's service steps changed (their records, in procedure order): what restore puts back
+    and what manual placement is judged by."""
+    records = context["ti"].xcom_pull(task_ids=step_task_ids(request, "service")) or []
+    return [record for batch in records if batch for record in batch]
 
 
 def audit_records(values: list[Any]) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.ddl.request import DdlRequest, Server
-from altibase_ops.ddl.state import CLIENT_INFO
+from altibase_ops.ddl.state import CLIENT_INFO, when_free
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.templates import render_sql
@@ -103,8 +103,7 @@ def holder_liveness(lock: Lock, run_state: Any = None) -> tuple[bool, str]:
         return True, f"its Airflow run is {state}"
     if lock.lease_expired():
         return False, f"its lease ran out at {_utc(lock.expires_at)} (no sign of life since {_utc(lock.heartbeat_at)})"
-    seen = f"its Airflow run is {state}" if state else "its Airflow run is not visible here"
-    return True, f"{seen} and its lease runs until {_utc(lock.expires_at)}"
+    return True, f"its Airflow run is not visible here and its lease runs until {_utc(lock.expires_at)}"
 
 
 def lease_until(request: DdlRequest, now: float | None = None) -> int:
@@ -133,8 +132,9 @@ def _ensure_tables(session: Any) -> None:
         if table not in present:
             create_table(session, template)
     # a lock table made by an earlier version of this tool has no lease yet (our own table, in no replication)
+    present = _lock_columns(session)
     for column in ("HEARTBEAT_AT", "EXPIRES_AT"):
-        if column not in _lock_columns(session):
+        if column not in present:
             try:
                 session.execute(render_sql("records/add_lease_column.sql", column=column))
             except AltibaseServerError:
@@ -253,43 +253,31 @@ def locked_message(request: DdlRequest, server: str, current: Lock | None, run_s
 
 def refresh_lease(request: DdlRequest, run_id: str, log: Any) -> None:
     """A sign of life of this run on every server it holds: its lease moves on. Raises LockLostError when
-    a server no longer shows this run's lock (another run took it over as dead): the caller must stop.
-    A server that cannot be reached is skipped (its lease stays as it was; restore says what it sees)."""
-    from altibase_ops.ddl.steps import BUSY
-
+    a server no longer shows this run's lock (another run took it over as dead, or it was released): the
+    caller must stop. A server that cannot be reached is skipped (its lease stays as it was; restore says
+    what it sees)."""
     now = int(time.time())
     for server in request.servers:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with sysdba_hook(server).session() as session:
-                    if not tables_exist(session):
-                        raise LockLostError(f"{server.name}: no lock table: this run does not hold the pair")
-                    current = read_lock(session, request.replication_name)
-                    if current is None:
-                        raise LockLostError(f"{server.name}: this run ({run_id}) no longer holds replication "
-                                            f"{request.replication_name}: its lock was released (by this run's "
-                                            "post-checks, or by hand); this step does not touch the pair")
-                    if current.run_id != run_id:
-                        raise LockLostError(
-                            f"{server.name}: this run ({run_id}) no longer holds replication {request.replication_name}"
-                            f" (now: {current.describe() if current else 'nobody'}); another run took it over as dead."
-                            " This run stops without touching the pair.")
-                    session.execute(render_sql("records/refresh_lease.sql"),
-                                    (now, lease_until(request, now), request.replication_name, run_id))
-                break
-            except AltibaseServerError as exc:
-                if exc.code == BUSY and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    continue
-                log.warning("%s: could not refresh this run's lease: %s", server.name, exc)
-                break
+        try:
+            with when_free(sysdba_hook(server)) as session:
+                current = read_lock(session, request.replication_name)
+                if current is None:
+                    raise LockLostError(f"{server.name}: this run ({run_id}) no longer holds replication "
+                                        f"{request.replication_name}: its lock was released (by this run's "
+                                        "post-checks, or by hand); this step does not touch the pair")
+                if current.run_id != run_id:
+                    raise LockLostError(
+                        f"{server.name}: this run ({run_id}) no longer holds replication {request.replication_name}"
+                        f" (now: {current.describe()}); another run took it over as dead. This run stops without "
+                        "touching the pair.")
+                session.execute(render_sql("records/refresh_lease.sql"),
+                                (now, lease_until(request, now), request.replication_name, run_id))
+        except AltibaseServerError as exc:
+            log.warning("%s: could not refresh this run's lease: %s", server.name, exc)
 
 
 def release_lock(request: DdlRequest, run_id: str, log: Any) -> None:
     """Release this run's lock (only its own) on every server it can reach."""
-    from altibase_ops.ddl.steps import when_free
-
     for server in request.servers:
         with when_free(sysdba_hook(server)) as session:
             if tables_exist(session):

@@ -16,8 +16,8 @@ from airflow.sdk.exceptions import AirflowException
 from altibase_ops.ddl import invariant
 from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import CLIENT_INFO, ddl_progress, read_all
-from altibase_ops.ddl.steps import BUSY, render_ddl_sql, run_on, wait_for_receiver_to_end
+from altibase_ops.ddl.state import BUSY, CLIENT_INFO, ddl_progress, read_all
+from altibase_ops.ddl.steps import render_ddl_sql, run_on, wait_for_receiver_to_end
 from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
@@ -386,9 +386,9 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
         data = bring_service_back(r, states, placement, writers, changed, hard)
     # a standby left sending by the procedure (R13d did not run) while the application is not on it
     states = read_all(request)
-    now = r.placement()
-    writers = r.writers(now)
-    final_observed = now.observed and "unreadable" not in now.changed  # manual: never stop a possible writer's sender
+    final = r.placement()  # stopping a sender below does not move the application
+    writers = r.writers(final)
+    final_observed = final.observed and "unreadable" not in final.changed  # manual: never stop a possible writer's sender
     for server in request.servers:
         state = states[server.name]
         if state.sender_running and server.name not in request.senders and server.name not in writers \
@@ -402,7 +402,6 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                 hard.append(f"{server.name}: its sender could not be drained and stopped: {exc}")
     # 5. the invariant, read again
     states = read_all(request)
-    final = r.placement()
     verdict = invariant.check(request, states, final, assumed_writers(request, r.history))
     problems = blocked + hard + [p for p in verdict.problems if p not in blocked]
     report = {"actions": r.actions, "notes": r.notes, "unsafe": problems, "audit": r.audits,

@@ -6,6 +6,9 @@ Preflight, the steps' read-first, the post-checks and restore all read through h
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, TypeVar
 
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.statements import DdlStatement, InvalidDdlError, is_applied
@@ -13,6 +16,31 @@ from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.state.server import ServerState, read_state
 
 CLIENT_INFO = "airflow:altibase_replicated_ddl"
+BUSY = "41041"  # Another SYSDBA session is already running.
+# How long a read or a statement waits for a server's single SYSDBA session (ERR-41041): a parallel step
+# of the same run (a START reading its peer), a sensor, a refused run's preflight may hold it a moment.
+PEER_BUSY_WAIT_SECONDS = 30
+T = TypeVar("T")
+
+
+def retry_while_busy(call: Callable[[], T], wait: float = PEER_BUSY_WAIT_SECONDS) -> T:
+    """``call()``, again while its login is refused because the server's SYSDBA session is taken (the
+    refused login ran nothing), for ``wait`` seconds at most."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return call()
+        except AltibaseServerError as exc:
+            if exc.code != BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@contextmanager
+def when_free(hook: Any, wait: float = PEER_BUSY_WAIT_SECONDS) -> Iterator[Any]:
+    """A session of ``hook`` (SYSDBA), opened once the server's SYSDBA session is free (``retry_while_busy``)."""
+    with ExitStack() as stack:
+        yield retry_while_busy(lambda: stack.enter_context(hook.session()), wait)
 # The replication properties the procedure assumes at their defaults (docs/procedures.md, docs/altibase-rules.md).
 DEFAULT_PROPERTIES = {"REPLICATION_DDL_ENABLE": 0, "REPLICATION_DDL_ENABLE_LEVEL": 0, "REPLICATION_DDL_SYNC": 0,
                       "REPLICATION_SQL_APPLY_ENABLE": 0}
@@ -24,21 +52,13 @@ class MissingTableError(InvalidDdlError):
 
 def read_all(request: DdlRequest, count_rows: bool = False) -> dict[str, ServerState]:
     """Every server's state, with what this tool recorded there (the pair's lock, the DDL's records)."""
-    states = {}
-    for server in request.servers:
-        deadline = time.monotonic() + 30
-        while True:  # the server's single SYSDBA session may be taken for a moment (ERR-41041)
-            try:
-                state = read_state(server.conn_id, request.replication_name, request.tables, count_rows=count_rows,
-                                   client_info=CLIENT_INFO)
-                read_records(server.conn_id, request, state)
-                break
-            except AltibaseServerError as exc:
-                if exc.code != "41041" or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        states[server.name] = state
-    return states
+    def read(conn_id: str) -> ServerState:
+        state = read_state(conn_id, request.replication_name, request.tables, count_rows=count_rows,
+                           client_info=CLIENT_INFO)
+        read_records(conn_id, request, state)
+        return state
+
+    return {server.name: retry_while_busy(lambda conn_id=server.conn_id: read(conn_id)) for server in request.servers}
 
 
 def read_records(conn_id: str, request: DdlRequest, state: ServerState) -> None:

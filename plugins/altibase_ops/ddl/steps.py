@@ -15,10 +15,7 @@ operators (``ddl/operators.py``) and the fault matrix call, so neither can drift
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from logging import Logger
 from typing import Any
@@ -28,20 +25,22 @@ from airflow.sdk.exceptions import AirflowException
 from altibase_ops.ddl.procedure import Step
 from altibase_ops.ddl.records import APPLIED_TABLE, UnsureWhetherAppliedError, record, request_key
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import CLIENT_INFO, applied_on, read_records, resolve_tables
+from altibase_ops.ddl.state import (
+    CLIENT_INFO,
+    PEER_BUSY_WAIT_SECONDS,
+    applied_on,
+    read_records,
+    resolve_tables,
+    retry_while_busy,
+    when_free,
+)
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS
-from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.service.operator import ServiceTarget
 from altibase_ops.sql.steps import StatementResult, StepKind, run_script
 from altibase_ops.sql.templates import render_sql
 from altibase_ops.state.checks import DONE, FAILED, run_check
 from altibase_ops.state.server import ServerRestartedError, ServerState, read_state, restart_message
-
-# How long a step waits for a server's single SYSDBA session (ERR-41041): a START step reads its peer,
-# whose own step of the same stage may hold the session for a moment (and the other way round).
-PEER_BUSY_WAIT_SECONDS = 30
-BUSY = "41041"  # Another SYSDBA session is already running.
 
 
 def template_vars(request: DdlRequest) -> dict[str, Any]:
@@ -100,18 +99,14 @@ def read_when_free(conn_id: str, request: DdlRequest, wait: float = PEER_BUSY_WA
                    definitions: bool = True) -> ServerState:
     """A server's state, waiting while another SYSDBA session (a parallel step on it) is open;
     ``definitions``: also the tables' definitions and this tool's records (what a DDL step needs)."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO,
-                               definitions=definitions)
-            if definitions:
-                read_records(conn_id, request, state)
-            return state
-        except AltibaseServerError as exc:
-            if exc.code != BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    def read() -> ServerState:
+        state = read_state(conn_id, request.replication_name, request.tables, client_info=CLIENT_INFO,
+                           definitions=definitions)
+        if definitions:
+            read_records(conn_id, request, state)
+        return state
+
+    return retry_while_busy(read, wait)
 
 
 def prepare_step(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger) -> StepScript:
@@ -278,24 +273,3 @@ def run_on(conn_id: str, script: str, step_kind: StepKind) -> list[StatementResu
     with when_free(hook) as session:
         return run_script(session, script, step_kind=step_kind)
 
-
-@contextmanager
-def when_free(hook: AltibaseHook, wait: float = PEER_BUSY_WAIT_SECONDS) -> Iterator[Any]:
-    """A SYSDBA session of ``hook``, waiting (``wait`` s at most) while another SYSDBA session is open."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            opened = hook.session()
-            session = opened.__enter__()
-            break
-        except AltibaseServerError as exc:
-            if exc.code != BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    try:
-        yield session
-    except BaseException:
-        if not opened.__exit__(*sys.exc_info()):
-            raise
-    else:
-        opened.__exit__(None, None, None)
