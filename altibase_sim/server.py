@@ -392,6 +392,15 @@ class Server:
         self._finish_autocommit(session, ok=True)
         return result
 
+    def _check_unique_keys(self, db: sqlite3.Connection, tdef: TableDef) -> None:
+        """ERR-11058 where a multi-column unique index now holds two equal keys with some NULLs: Altibase
+        compares NULL equal to NULL in a key and exempts only all-NULL keys; SQLite's own check lets
+        (1, NULL) in twice."""
+        for columns in self.unique_keys(tdef.user, tdef.name, db):
+            if len(columns) > 1 and _duplicate_key(db, sqlite_name(tdef.user, tdef.name), columns,
+                                                   with_a_null=True) is not None:
+                raise error("11058")
+
     def _finish_autocommit(self, session: Session, ok: bool) -> None:
         if session.autocommit:
             self._end_tx(session, commit=ok)
@@ -563,6 +572,8 @@ class Server:
                 if tdef.column(col) is None:
                     raise error("31058", name=col)
             cols = ", ".join(f'"{c}"' for c in stmt.columns)
+            if stmt.unique and _duplicate_key(db, sqlite_name(user, name), stmt.columns) is not None:
+                raise error("11058")  # smnbValuebaseBuild.cpp isRowUnique, while building the index
             unique = "UNIQUE " if stmt.unique else ""
             db.execute(f'CREATE {unique}INDEX "{idx_user}.{idx_name}" ON {sqlite_name(user, name)} ({cols})')
             db.execute("INSERT INTO __indexes VALUES (?, ?, ?, ?, ?, ?)",
@@ -655,6 +666,7 @@ class Server:
             cols = ", ".join(f'"{c}"' for c in row)
             db.execute(f"INSERT INTO {sqlite_name(user, name)} ({cols}) VALUES ({', '.join('?' * len(row))})",
                        list(row.values()))
+            self._check_unique_keys(db, tdef)
             self._log(db, tdef, "I", {"row": row})
             return Result("1 row inserted.", rowcount=1)
 
@@ -685,6 +697,7 @@ class Server:
                 self._check_values(tdef, after)
                 self._log(db, tdef, "U", {"pk": dict(zip(tdef.pk, old_pk, strict=True)), "set": after})
                 count += 1
+            self._check_unique_keys(db, tdef)
             return Result(f"{count} {'row' if count == 1 else 'rows'} updated.", rowcount=count)
 
         return self._write(session, work)
@@ -741,7 +754,8 @@ class Server:
             known.setdefault(None, set()).update(cols)
             known[alias or src.name] = cols
         aliases = {item.alias or item.expr.text for item in stmt.items if not item.star}
-        exprs = [i.expr for i in stmt.items if not i.star] + ([stmt.where] if stmt.where else []) + stmt.group_by
+        exprs = ([i.expr for i in stmt.items if not i.star] + ([stmt.where] if stmt.where else []) + stmt.group_by
+                 + ([stmt.having] if stmt.having else []))
         _check_columns(exprs, known)
         _check_columns([e for e, _ in stmt.order_by], known, aliases)
         from_sql = ", ".join(f'{names[src.name]}{" " + chr(34) + alias + chr(34) if alias else ""}'
@@ -762,9 +776,14 @@ class Server:
         if stmt.group_by:
             sql += " GROUP BY " + ", ".join(e.sql for e in stmt.group_by)
             bound += [p for e in stmt.group_by for p in sp.bind(e.params, params, session.id)]
+        if stmt.having:
+            sql += " HAVING " + stmt.having.sql
+            bound += sp.bind(stmt.having.params, params, session.id)
         if stmt.order_by:
             sql += " ORDER BY " + ", ".join(f"{e.sql} {d}" for e, d in stmt.order_by)
             bound += [p for e, _ in stmt.order_by for p in sp.bind(e.params, params, session.id)]
+        if stmt.limit is not None:
+            sql += f" LIMIT {stmt.limit}"
         try:
             cur = db.execute(sql, bound)
         except sqlite3.OperationalError as exc:
@@ -833,6 +852,17 @@ def _check_columns(exprs: list[sp.Expr], known: dict[str | None, set[str]], extr
 
 
 _local = threading.local()
+
+
+def _duplicate_key(db: sqlite3.Connection, table: str, columns: Any, with_a_null: bool = False) -> tuple | None:
+    """A key two rows share under a unique index, as Altibase judges it (NULL equals NULL; a key of only
+    NULLs is exempt), or None. ``with_a_null``: only keys holding a NULL (SQLite checks the rest)."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    where = f"NOT ({' AND '.join(f'{chr(34)}{c}{chr(34)} IS NULL' for c in columns)})"
+    if with_a_null:
+        where += f" AND ({' OR '.join(f'{chr(34)}{c}{chr(34)} IS NULL' for c in columns)})"
+    return db.execute(f"SELECT {cols} FROM {table} WHERE {where} GROUP BY {cols} HAVING COUNT(*) > 1 LIMIT 1"
+                      ).fetchone()
 
 
 def _scratch() -> sqlite3.Connection:

@@ -205,6 +205,8 @@ class Select:
     group_by: list[Expr]
     order_by: list[tuple[Expr, str]]
     distinct: bool
+    having: Expr | None = None
+    limit: int | None = None  # LIMIT n (Altibase also takes LIMIT offset, n; the tool never sends it)
 
 
 @dataclass
@@ -254,7 +256,7 @@ _FUNCTIONS = {"COUNT", "SUM", "MIN", "MAX", "AVG", "UPPER", "LOWER", "LENGTH", "
 _FUNCTION_SQLITE = {"NVL": "IFNULL"}
 _EXPR_KEYWORDS = {"AND", "OR", "NOT", "IS", "NULL", "IN", "BETWEEN", "LIKE", "ESCAPE"}
 _STOP_WORDS = {"FROM", "WHERE", "ORDER", "GROUP", "AS", "ASC", "DESC", "BY", "HAVING", "SET", "VALUES",
-               "UNION", "SELECT", "INTO", "ON", "JOIN"}
+               "UNION", "SELECT", "INTO", "ON", "JOIN", "LIMIT"}
 
 
 class Parser:
@@ -630,6 +632,7 @@ class Parser:
             group_by = [self.expr()]
             while self.accept_op(","):
                 group_by.append(self.expr())
+        having = self.expr() if group_by and self.accept("HAVING") else None
         order_by: list[tuple[Expr, str]] = []
         if self.accept("ORDER"):
             self.expect("BY")
@@ -639,7 +642,13 @@ class Parser:
                 order_by.append((expr, direction))
                 if not self.accept_op(","):
                     break
-        return Select(items, sources, where, group_by, order_by, distinct)
+        limit = None
+        if self.accept("LIMIT"):
+            if self.tok.kind != "num" or not self.tok.value.isdigit():
+                raise self.fail("LIMIT takes a row count")
+            limit = int(self.tok.value)
+            self.i += 1
+        return Select(items, sources, where, group_by, order_by, distinct, having, limit)
 
     def select_item(self) -> SelectItem:
         if self.at_op("*"):

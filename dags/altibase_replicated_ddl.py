@@ -66,7 +66,13 @@ from altibase_ops.ddl.operators import (
 from altibase_ops.ddl.preflight import check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
 from altibase_ops.ddl.records import holder_name, refresh_lease, release_lock, take_lock
-from altibase_ops.ddl.request import MAX_DDL_ENTRIES, MAX_TABLES, DdlRequest, InvalidRequestError
+from altibase_ops.ddl.request import (
+    DEFAULT_SCAN_MAX_ROWS,
+    MAX_DDL_ENTRIES,
+    MAX_TABLES,
+    DdlRequest,
+    InvalidRequestError,
+)
 from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
 from altibase_ops.ddl.summary import failure_advice, observe_pair, summarize
@@ -177,6 +183,11 @@ with DAG(
                                                 "only when this run is over in Airflow, or when it showed no sign of "
                                                 "life for this long plus its longest wait. Longer than any one DDL "
                                                 "statement may take.", **DRAFT7),
+        "scan_max_rows": Param(DEFAULT_SCAN_MAX_ROWS, type="integer", minimum=1, title="Preflight scan limit (rows)",
+                               section="Safety",
+                               description="Preflight reads a table's rows (duplicate keys of a new unique index) "
+                                           "only up to this many rows per server; a larger table is refused with "
+                                           "the check to run by hand.", **DRAFT7),
         "gap_timeout_seconds": Param(300, type="integer", minimum=1, title="Gap wait (seconds)", section="Safety",
                                      description="How long the replication gap may take to reach 0 before a step "
                                                  "gives up (and restore runs).", **DRAFT7),

@@ -115,3 +115,12 @@ def test_indices_dictionary_lists_indexes_with_their_table(engine):
                  "SYSTEM_.SYS_TABLES_ t WHERE i.TABLE_ID = t.TABLE_ID")
     # the primary key's index is listed too, under a system name, as Altibase does
     assert rows == [("__SYS_IDX_ID_1001", "T", "T1"), ("T1_U", "T", "T1")]
+
+
+def test_group_by_having_and_limit(engine):
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)",
+        *[f"INSERT INTO t1 VALUES ({k}, {k % 3})" for k in range(1, 8)])
+    assert query(engine, "node1", "SELECT c2, COUNT(*) FROM t1 GROUP BY c2 HAVING COUNT(*) > 2 ORDER BY c2") == \
+        [(1, 3)]
+    assert query(engine, "node1", "SELECT c1 FROM t1 ORDER BY c1 DESC LIMIT 2") == [(7,), (6,)]
+    assert err(engine, "node1", "SELECT c1 FROM t1 LIMIT x") == "31001"

@@ -30,10 +30,12 @@ DROP COLUMN / DROP INDEX of something that is        this tool's records tell a 
   not there                                          a wrong name (``ddl/records.py``)
 ==================================================  ==============================================
 
+CREATE UNIQUE INDEX over keys two rows share (ERR-11058) is read from the rows, not the catalog:
+preflight's ``duplicate_key_problems`` (one bounded scan per server).
+
 Not predicted (a full scan or more): MODIFY COLUMN ... NOT NULL on a column holding NULLs
-(ERR-3102F), a type change the data does not fit, CREATE UNIQUE INDEX over duplicate keys
-(ERR-11058). Those fail on the first server, before its table has changed; restore then puts the
-pair back as it was.
+(ERR-3102F), a type change the data does not fit. Those fail on the first server, before its table
+has changed; restore then puts the pair back as it was.
 """
 
 from __future__ import annotations
@@ -66,8 +68,31 @@ class Prediction:
 
 
 def needs_row_counts(request: DdlRequest) -> bool:
-    """Whether a rule reads row counts (ADD COLUMN ... NOT NULL without a DEFAULT)."""
-    return any(c.not_null and not c.has_default for s in request.ddl if s.kind == "add_column" for c in s.columns)
+    """Whether a rule reads row counts (ADD COLUMN ... NOT NULL without a DEFAULT; a new unique index,
+    whose duplicate check is bounded by the table's rows)."""
+    return any(c.not_null and not c.has_default for s in request.ddl if s.kind == "add_column" for c in s.columns) \
+        or any(s.kind == "create_index" and s.unique for s in request.ddl)
+
+
+def unique_keys_to_check(request: DdlRequest, state: ServerState) -> tuple[list[DdlStatement], list[str]]:
+    """The CREATE UNIQUE INDEX statements whose keys the server's rows can be checked for before the
+    outage (the key's columns are there, no earlier statement empties or changes them), and a note for
+    each one that cannot be checked."""
+    checkable, notes = [], []
+    earlier: list[DdlStatement] = []
+    for stmt in resolve_tables(request.ddl, state):
+        if stmt.kind == "create_index" and stmt.unique and stmt.table in state.tables:
+            before = [e for e in earlier if e.table == stmt.table]
+            changed = {c.name for e in before for c in e.columns} | {e.column for e in before if e.column}
+            if any(e.kind == "truncate" for e in before):
+                pass  # the table is empty when the index is built
+            elif set(stmt.keys) & changed or not set(stmt.keys) <= set(state.tables[stmt.table].columns):
+                notes.append(f"{stmt.text!r}: its key uses a column an earlier statement adds or changes, so its "
+                             "rows cannot be checked for duplicates before the outage")
+            else:
+                checkable.append(stmt)
+        earlier.append(stmt)
+    return checkable, notes
 
 
 def missing_targets(request: DdlRequest, name: str, state: ServerState) -> list[str]:

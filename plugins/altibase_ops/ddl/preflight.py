@@ -10,12 +10,14 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.backends import connection_problems, server_address
-from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict
+from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict, unique_keys_to_check
 from altibase_ops.ddl.records import LOCK_TABLE, locked_message, request_key
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import DEFAULT_PROPERTIES, ddl_progress, read_all
+from altibase_ops.ddl.state import CLIENT_INFO, DEFAULT_PROPERTIES, ddl_progress, read_all, when_free
 from altibase_ops.ddl.statements import DefinitionConflictError
 from altibase_ops.exceptions import AltibaseServerError
+from altibase_ops.hooks.altibase import AltibaseHook
+from altibase_ops.sql.templates import render_sql
 from altibase_ops.state.server import ServerState
 
 # Logins a server refused, and what to fix (the server answered: it is reachable).
@@ -52,6 +54,35 @@ def definition_difference(table: str, states: dict[str, ServerState]) -> str:
     only = [f"only on {n}: {', '.join(x for x in mine if x not in theirs)}"
             for n, mine, theirs in ((first, a, b), (second, b, a)) if any(x not in theirs for x in mine)]
     return "; ".join(only) or "the same parts in another order"
+
+
+def duplicate_key_problems(request: DdlRequest, server: str, state: ServerState) -> tuple[list[str], list[str]]:
+    """(problems, notes): each new unique index whose key two of the server's rows share now — the
+    CREATE would fail there mid-outage (ERR-11058), on the second server after the first changed.
+    One scan and a group of the key columns per index, on tables of at most ``scan_max_rows`` rows."""
+    checkable, notes = unique_keys_to_check(request, state)
+    problems = []
+    conn_id = next(s.conn_id for s in request.servers if s.name == server)
+    for stmt in checkable:
+        rows = state.row_counts.get(stmt.table or "", 0)
+        if rows > request.scan_max_rows:
+            problems.append(f"{server}: {stmt.text!r}: {stmt.table} has {rows} rows, more than scan_max_rows "
+                            f"({request.scan_max_rows}), so preflight did not look for keys two rows share (a "
+                            "duplicate fails the CREATE mid-outage, ERR-11058). Check it yourself (GROUP BY the "
+                            "key columns HAVING COUNT(*) > 1) and raise scan_max_rows to let preflight do it")
+            continue
+        if rows < 2:
+            continue
+        sql = render_sql("checks/find_duplicate_key.sql", table=stmt.table, columns=list(stmt.keys))
+        with when_free(AltibaseHook(altibase_conn_id=conn_id, sysdba=True, client_info=CLIENT_INFO)) as session:
+            found = session.dicts(sql)
+        if found:
+            sharing = found[0].pop("ROWS_SHARING_THE_KEY")
+            key = ", ".join(f"{c}={v!r}" for c, v in found[0].items())
+            problems.append(f"{server}: {stmt.text!r}: {sharing} rows of {stmt.table} share the key ({key}); Altibase "
+                            "refuses to build the unique index (ERR-11058). Make the keys unique on both servers "
+                            "first, or create a non-unique index")
+    return problems, [f"{server}: {n}" for n in notes]
 
 
 def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str, Any]:
@@ -159,6 +190,10 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
                 prediction = predict(request, name, state)
                 problems += prediction.problems
                 notes += prediction.notes
+                if not prediction.problems:
+                    found, unchecked = duplicate_key_problems(request, name, state)
+                    problems += found
+                    notes += unchecked
         resuming = len(set(progress.values())) > 1
         if resuming and not any(s.lock is not None and s.lock.request_key == key for s in states.values()):
             problems.append(f"the DDL is applied on {[n for n, p in progress.items() if p == 'after']} but not on "

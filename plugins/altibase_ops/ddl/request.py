@@ -54,6 +54,9 @@ class Server:
 # request bigger than this is a migration to split, not one change.
 MAX_DDL_ENTRIES = 50
 MAX_TABLES = 50
+# Preflight's bounded reads of a table's rows: one scan of at most this many rows per server and check
+# (docs/altibase-rules.md, "Before the outage").
+DEFAULT_SCAN_MAX_ROWS = 10_000_000
 
 
 @dataclass
@@ -81,6 +84,8 @@ class DdlRequest:
     # how long after this run's last sign of life (its lease, refreshed by each of its tasks, plus its
     # longest wait) another run may take its lock as dead (ddl/records.py)
     lock_lease_seconds: int = 3600
+    # preflight reads a table's rows (duplicate keys of a new unique index) only up to this many rows
+    scan_max_rows: int = DEFAULT_SCAN_MAX_ROWS
     change_id: str = ""  # set by the maintenance DAG (a change file); recorded in the pair's history
     change_checksum: str = ""
     not_before: datetime | None = None  # the maintenance window, when the run has one (UTC)
@@ -296,6 +301,7 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
         flush_wait_seconds=_positive_int(params, "flush_wait_seconds", 60, 3600),
         poke_interval_seconds=_poke_interval(params),
         lock_lease_seconds=_positive_int(params, "lock_lease_seconds", 3600, 7 * 86400),
+        scan_max_rows=_positive_int(params, "scan_max_rows", DEFAULT_SCAN_MAX_ROWS, 10**12),
         dry_run=dry_run, recover=recover, pod_namespace=pod_namespace, password_secret=password_secret,
         pod_startup_timeout_seconds=_positive_int(params, "pod_startup_timeout_seconds", DEFAULT_POD_STARTUP_TIMEOUT,
                                                   7200),

@@ -134,3 +134,34 @@ def test_drop_index_of_a_named_primary_key_is_refused(pair):
     assert predict(request, "node1", state).problems == [
         "node1: 'DROP INDEX SYS.PK_T1': SYS.PK_T1 is the index of SYS.T1's PRIMARY KEY; DROP INDEX cannot drop it "
         "(Altibase refuses: ERR-3119E)"]
+
+
+def test_a_unique_index_over_a_key_two_rows_share_on_one_server_only_is_refused_naming_the_server_and_key(pair):
+    with_rows(pair, 1, 2)
+    run(pair, "node2", "INSERT INTO SYS.T1 VALUES (3, 2)", sysdba=False)  # the standby sends nothing: node2 only
+    unique = ["CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"]
+    message = refused(pair, ddl=unique)
+    assert "node2: 'CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)': 2 rows of SYS.T1 share the key (C2=2)" in message
+    assert "ERR-11058" in message and "node1: 'CREATE UNIQUE" not in message
+    run(pair, "node2", "DELETE FROM SYS.T1 WHERE C1 = 3", sysdba=False)
+    assert preflight(request_for(pair, "active_standby", "can_stop", ddl=unique), log)
+
+
+def test_the_duplicate_key_check_reads_no_table_larger_than_its_bound_and_says_how_to_check_it(pair):
+    with_rows(pair, 1, 2, 3)
+    message = refused(pair, ddl=["CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"], scan_max_rows=2)
+    assert "SYS.T1 has 3 rows, more than scan_max_rows (2)" in message and "HAVING COUNT(*) > 1" in message
+    assert preflight(request_for(pair, "active_standby", "can_stop", ddl=["CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"],
+                                 scan_max_rows=3), log)
+
+
+def test_a_unique_key_of_only_nulls_is_not_a_duplicate_and_a_truncate_before_the_index_empties_the_table(pair):
+    run(pair, "node1", *[f"INSERT INTO SYS.T1 VALUES ({k}, NULL)" for k in (1, 2)], sysdba=False)
+    assert wait_until(lambda: query(pair, "node2", "SELECT COUNT(*) FROM SYS.T1") == [(2,)])
+    assert preflight(request_for(pair, "active_standby", "can_stop",
+                                 ddl=["CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"]), log)
+    run(pair, "node1", "UPDATE SYS.T1 SET C2 = 7", sysdba=False)
+    assert wait_until(lambda: query(pair, "node2", "SELECT COUNT(*) FROM SYS.T1 WHERE C2 = 7") == [(2,)])
+    assert "share the key (C2=7)" in refused(pair, ddl=["CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"])
+    assert preflight(request_for(pair, "active_standby", "can_stop",
+                                 ddl=["TRUNCATE TABLE SYS.T1", "CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"]), log)
