@@ -228,7 +228,9 @@ with DAG(
         # disabled), so optional text params default to null
         "change_id": Param(None, type=["null", "string"], title="Change id", section="Maintenance window and change",
                            description="Set by the maintenance DAG (a change file's id); recorded in the pair's "
-                                       "history (SYS.AIRFLOW_CHANGE_HISTORY). Empty for a manual run.", **DRAFT7),
+                                       "history (SYS.AIRFLOW_CHANGE_HISTORY). Empty for a manual run. A new id "
+                                       "makes the same statements a new request: a TRUNCATE that ran runs again.",
+                           **DRAFT7),
         "change_checksum": Param(None, type=["null", "string"], title="Change checksum", section="Maintenance window and change",
                                  description="Set by the maintenance DAG with change_id.", **DRAFT7),
     },
@@ -270,9 +272,13 @@ with DAG(
         if request.dry_run:
             log.info("dry_run is set: the plan above is what a real run would send; nothing was changed")
             return False
-        if (context["ti"].xcom_pull(task_ids="run_preflight") or {}).get("nothing_to_do"):
+        checked = context["ti"].xcom_pull(task_ids="run_preflight") or {}
+        if checked.get("nothing_to_do"):
             log.info("nothing to do: the DDL is applied on every server and the replication is whole; no step "
                      "runs, the service is not touched")
+            for line in checked.get("ran_earlier") or []:
+                log.info("%s: this request ran it already, so it does not run again; to run the same statements "
+                         "again, trigger with a new change_id (a new request)", line)
             record_outcome(request, "found_applied", context["ti"].run_id, context["ti"].dag_id, time.time(), log)
             return False
         return True

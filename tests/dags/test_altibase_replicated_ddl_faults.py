@@ -161,3 +161,38 @@ def test_the_server_carrying_the_service_dies_mid_turn_and_the_survivor_takes_th
     assert str(run_dag(conf(sim, "active_active", "rolling", recover=True)).state) == "success"
     sim.load_start("node2", table="SYS.T1", interval=0.02)
     assert_pair_healthy(sim, "active_active", ["C1", "C2", "C3"])
+
+
+def test_a_truncate_the_server_refused_is_recorded_as_failed_and_recover_runs_it_once(sim, monkeypatch, airflow_db):
+    """The standby's TRUNCATE fails with an error the client reported: it is recorded FAILED (nothing
+    applied), not "began and never reported", so recover finishes it; the same request again has
+    nothing to do and says when it ran; a new change id runs it again."""
+    prepare(sim, monkeypatch, "active_standby", load=False)
+
+    def fill(*keys):
+        for key in keys:
+            query(sim, "node1", f"INSERT INTO SYS.T1 VALUES ({key}, {key})")
+        query(sim, "node1", "ALTER REPLICATION REP1 FLUSH WAIT 10")
+
+    def rows():
+        return {n: query(sim, n, "SELECT COUNT(*) FROM SYS.T1")[0][0] for n in ("node1", "node2")}
+
+    def records():
+        return {n: query(sim, n, "SELECT STATE FROM SYS.AIRFLOW_DDL_APPLIED") for n in ("node1", "node2")}
+
+    fill(1, 2, 3)
+    sim.fail_once("node2", r"^TRUNCATE", "11075")
+    truncate = conf(sim, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"])
+    assert str(run_dag(truncate).state) == "failed"
+    assert rows() == {"node1": 0, "node2": 3}
+    assert records() == {"node1": [("DONE",)], "node2": [("FAILED",)]}
+    recovered = run_dag({**truncate, "recover": True})
+    assert str(recovered.state) == "success", task_states(recovered)
+    assert rows() == {"node1": 0, "node2": 0} and records() == {"node1": [("DONE",)], "node2": [("DONE",)]}
+    fill(10, 11)
+    again = run_dag(truncate)
+    assert task_states(again)["hold_pair"] == "skipped" and rows() == {"node1": 2, "node2": 2}
+    ran = again.get_task_instance("run_preflight").xcom_pull(task_ids="run_preflight")["ran_earlier"]
+    assert ran and ran[0].startswith("'TRUNCATE TABLE SYS.T1' ran on node1 in run ") and " UTC, node2 in run " in ran[0]
+    assert str(run_dag({**truncate, "change_id": "truncate-again"}).state) == "success"
+    assert rows() == {"node1": 0, "node2": 0}

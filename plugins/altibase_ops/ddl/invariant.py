@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import ddl_progress
+from altibase_ops.ddl.state import ddl_progress, tables_apart
 from altibase_ops.service.control import Placement
 from altibase_ops.state.server import ServerState
 
@@ -91,8 +91,7 @@ def check(request: DdlRequest, states: dict[str, ServerState], placement: Placem
     if len({repr(v) for v in items.values()}) > 1:
         verdict.add("items", f"the servers hold different items of {rep} ({items}): no handshake succeeds")
     progress = ddl_progress(request, states)
-    differs = any(len({repr(s.tables[t].signature()) for s in states.values() if t in s.tables}) > 1
-                  for t in request.tables)
+    differs = any(tables_apart(request, states).values())
     sql_apply = {name: bool(state.properties.get("REPLICATION_SQL_APPLY_ENABLE")) for name, state in states.items()}
     if differs and request.service_mode == "rolling" and "partial" not in progress.values():
         off = [name for name, on in sql_apply.items() if not on]
@@ -101,8 +100,8 @@ def check(request: DdlRequest, states: dict[str, ServerState], placement: Placem
                                     "there: the receiver refuses the other's rows (ERR-6100D at the handshake)")
         verdict.intermediate = INTERMEDIATE.format(after=[n for n, p in progress.items() if p == "after"])
     elif differs:
-        verdict.add("definitions", "the table definitions differ between the servers ("
-                                + ", ".join(f"{n}: DDL {p}" for n, p in progress.items()) + ")")
+        verdict.add("definitions", "the DDL is applied on some servers only: the tables' definitions or rows differ "
+                                "between the servers (" + ", ".join(f"{n}: DDL {p}" for n, p in progress.items()) + ")")
     else:
         for name, state in states.items():
             if sql_apply[name] or state.sql_apply_table_count:

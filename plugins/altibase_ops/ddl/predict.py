@@ -100,7 +100,7 @@ def missing_targets(request: DdlRequest, name: str, state: ServerState) -> list[
     statement (no BEGAN/DONE record): a wrong name, or someone else's change, never "already done"."""
     problems = []
     for number, stmt in enumerate(resolve_tables(request.ddl, state)):
-        if stmt.kind not in ("drop_column", "drop_index") or number in state.ddl_records:
+        if stmt.kind not in ("drop_column", "drop_index") or state.ddl_records.get(number) in ("BEGAN", "DONE"):
             continue
         if stmt.kind == "drop_column" and stmt.table in state.tables and stmt.column not in state.tables[stmt.table].columns:
             problems.append(f"{name}: {stmt.text!r}: column {stmt.column} is not in {stmt.table}, and no run of this "

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.backends import connection_problems, server_address
 from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict, unique_keys_to_check
-from altibase_ops.ddl.records import LOCK_TABLE, locked_message, request_key
+from altibase_ops.ddl.records import LOCK_TABLE, locked_message, ran_earlier, request_key
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, DEFAULT_PROPERTIES, ddl_progress, read_all, when_free
 from altibase_ops.ddl.statements import DefinitionConflictError
@@ -223,4 +223,5 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
                      and all(states[name].sender_running for name in senders_needed))
     # every step checks its server is still this process: a restart drops what ALTER SYSTEM set
     started_at = {name: state.startup_time for name, state in states.items()}
-    return {"servers": report, "notes": notes, "started_at": started_at, "nothing_to_do": nothing_to_do}
+    return {"servers": report, "notes": notes, "started_at": started_at, "nothing_to_do": nothing_to_do,
+            "ran_earlier": ran_earlier(request, states) if nothing_to_do else []}

@@ -9,9 +9,11 @@
   holder refreshes HEARTBEAT_AT and EXPIRES_AT = now + its longest wait + ``lock_lease_seconds``). A live holder is never taken over,
   whatever ``recover`` says; a holder whose lock was taken over finds out at its next task and stops.
   Released when the run ends with the pair whole.
-- **what a DDL step ran** (``SYS.AIRFLOW_DDL_APPLIED``): BEGAN before a statement, DONE after, per
-  request and statement. A statement whose effect the catalog cannot show (TRUNCATE) runs only when
-  its server has no record of it for this request: a re-run never truncates twice.
+- **what a DDL step ran** (``SYS.AIRFLOW_DDL_APPLIED``): BEGAN before a statement, DONE after it
+  succeeded, FAILED when the server refused it (its error came back: nothing applied), per request and
+  statement, with the run and the time. A statement whose effect the catalog cannot show (TRUNCATE)
+  runs only when its server has no record of it for this request, or a FAILED one: a re-run never
+  truncates twice, and one that began and never reported back is left for a person.
 
 Both tables are created on first use, outside any replication (the replication never lists them).
 A request is identified by ``request_key``: the replication, the tables and the DDL text.
@@ -111,9 +113,27 @@ def lease_until(request: DdlRequest, now: float | None = None) -> int:
 
 
 def request_key(request: DdlRequest) -> str:
-    """The request's identity: the same replication, tables and DDL are the same request."""
-    body = json.dumps([request.replication_name, sorted(request.tables), [d.text for d in request.ddl]])
+    """The request's identity: the same replication, tables and DDL are the same request — unless a change
+    id names it (a maintenance change file, or a person who wants the same statements run again: a new
+    change id is a new request, whose TRUNCATE runs again)."""
+    parts = [request.replication_name, sorted(request.tables), [d.text for d in request.ddl]]
+    body = json.dumps(parts + [request.change_id] if request.change_id else parts)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def ran_earlier(request: DdlRequest, states: dict[str, Any]) -> list[str]:
+    """For each statement only this tool's records show applied (TRUNCATE): where, in which run and when
+    it ran — what a "nothing to do" has to say about it."""
+    lines = []
+    for number, stmt in enumerate(request.ddl):
+        if stmt.kind != "truncate":
+            continue
+        runs = [f"{name} in run {state.ddl_record_runs[number][0]} at {_utc(state.ddl_record_runs[number][1])}"
+                for name, state in states.items()
+                if state.ddl_records.get(number) == "DONE" and number in state.ddl_record_runs]
+        if runs:
+            lines.append(f"{stmt.text!r} ran on {', '.join(runs)}")
+    return lines
 
 
 def holder_name(dag_id: str) -> str:
@@ -285,16 +305,18 @@ def release_lock(request: DdlRequest, run_id: str, log: Any) -> None:
     log.info("the pair is released by run %s", run_id)
 
 
-def applied_records(session: Any, request: DdlRequest) -> dict[int, str]:
-    """{statement number: BEGAN | DONE} of this request on the session's server."""
+def applied_records(session: Any, request: DdlRequest) -> dict[int, tuple[str, str, int]]:
+    """{statement number: (BEGAN | DONE | FAILED, run id, epoch seconds)} of this request on the session's
+    server."""
     if not tables_exist(session):
         return {}
-    return {int(r["STATEMENT_NO"]): str(r["STATE"]).strip()
+    return {int(r["STATEMENT_NO"]): (str(r["STATE"]).strip(), str(r["RUN_ID"]).strip(), int(r["AT_TIME"]))
             for r in session.dicts(render_sql("records/read_applied.sql"), (request_key(request),))}
 
 
 def record(server: Server, request: DdlRequest, numbers: list[int], state: str, run_id: str) -> None:
-    """BEGAN (before the statements run) or DONE (after they succeeded) for ``numbers`` on a server."""
+    """BEGAN (before the statements run), DONE (after they succeeded) or FAILED (the server refused them:
+    its answer came back, so they did not apply) for ``numbers`` on a server."""
     if not numbers:
         return
     key, now = request_key(request), int(time.time())
@@ -307,5 +329,6 @@ def record(server: Server, request: DdlRequest, numbers: list[int], state: str, 
                 except AltibaseServerError as exc:
                     if exc.code != DUPLICATE_KEY:  # began before (an earlier attempt): the row stays
                         raise
+                session.execute(render_sql("records/record_ended.sql"), ("BEGAN", run_id, now, key, number))
             else:
-                session.execute(render_sql("records/record_done.sql"), (run_id, now, key, number))
+                session.execute(render_sql("records/record_ended.sql"), (state, run_id, now, key, number))

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException
 from altibase_ops.ddl import invariant
 from altibase_ops.ddl.procedure import VARIANTS, variant_id
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import BUSY, CLIENT_INFO, ddl_progress, read_all
+from altibase_ops.ddl.state import BUSY, CLIENT_INFO, ddl_progress, read_all, tables_apart
 from altibase_ops.ddl.steps import render_ddl_sql, run_on, wait_for_receiver_to_end
 from altibase_ops.ddl.verify import compare_table_data
 from altibase_ops.exceptions import AltibaseServerError
@@ -307,8 +307,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
                                        state.properties.get("ADMIN_MODE"))
                  for name, state in states.items()
                  if started_at and name in started_at and state.startup_time != int(started_at[name])}
-    differs = {t: not (all(t in s.tables for s in states.values())
-                       and len({repr(s.tables[t].signature()) for s in states.values()}) == 1) for t in request.tables}
+    differs = tables_apart(request, states)
     # 1. the replication's items
     missing = {n: [t for t in request.tables if t not in s.items and (rolling or not differs[t])]
                for n, s in states.items()}
@@ -375,9 +374,10 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     blocked += [f"{name}: {[t for t in request.tables if t not in s.items]} not in replication {rep}"
                 for name, s in states.items() if any(t not in s.items for t in request.tables)]
     if not rolling:
-        blocked += [f"{table}: definitions differ between servers and SQL apply is off ("
-                    + "; ".join(f"{n} {'has the DDL' if ddl_progress(request, {n: s})[n] == 'after' else 'does not'}"
-                                for n, s in states.items()) + ")" for table, differ in differs.items() if differ]
+        blocked += [f"{table}: the servers hold it apart (the DDL applied on some only) and SQL apply is off ("
+                    + "; ".join(f"{n} {'has the DDL' if p == 'after' else 'does not'}"
+                                for n, p in ddl_progress(request, states, table).items()) + ")"
+                    for table, differ in differs.items() if differ]
     data = {"verdict": "not compared", "detail": ""}
     changed = bool(placement.changed) or left_changed(request.service_control, r.history,
                                                       servers=[s.name for s in request.servers])

@@ -66,17 +66,22 @@ def read_records(conn_id: str, request: DdlRequest, state: ServerState) -> None:
     from altibase_ops.hooks.altibase import AltibaseHook
 
     with AltibaseHook(altibase_conn_id=conn_id, sysdba=True, client_info=CLIENT_INFO).session() as session:
-        state.ddl_records = applied_records(session, request)
+        records = applied_records(session, request)
+        state.ddl_records = {number: st for number, (st, _, _) in records.items()}
+        state.ddl_record_runs = {number: (run_id, at) for number, (_, run_id, at) in records.items()}
         state.lock = read_lock(session, request.replication_name)
 
 
 
-def ddl_progress(request: DdlRequest, states: dict[str, ServerState]) -> dict[str, str]:
-    """Per server: 'before' (no statement applied), 'after' (all applied) or 'partial'."""
+def ddl_progress(request: DdlRequest, states: dict[str, ServerState], table: str | None = None) -> dict[str, str]:
+    """Per server: 'before' (no statement applied), 'after' (all applied) or 'partial' — over every
+    statement, or over ``table``'s only."""
     progress = {}
     for name, state in states.items():
         flags = []
         for number, stmt in enumerate(resolve_tables(request.ddl, state)):
+            if table is not None and stmt.table != table:
+                continue
             applied = applied_on(name, stmt, state)
             if applied is None:  # the catalog cannot show it (TRUNCATE): this tool's record decides
                 applied = state.ddl_records.get(number) == "DONE"
@@ -84,6 +89,14 @@ def ddl_progress(request: DdlRequest, states: dict[str, ServerState]) -> dict[st
                 flags.append(applied)
         progress[name] = "after" if flags and all(flags) else ("before" if not any(flags) else "partial")
     return progress
+
+
+def tables_apart(request: DdlRequest, states: dict[str, ServerState]) -> dict[str, bool]:
+    """Per listed table: whether the servers hold it apart — a definition that differs, or a statement
+    applied on some servers only (a TRUNCATE shows in this tool's records, not in the catalog)."""
+    return {t: not (all(t in s.tables for s in states.values())
+                    and len({repr(s.tables[t].signature()) for s in states.values()}) == 1
+                    and len(set(ddl_progress(request, states, t).values())) == 1) for t in request.tables}
 
 
 def applied_on(name: str, stmt: DdlStatement, state: ServerState) -> bool | None:

@@ -37,7 +37,8 @@ from altibase_ops.ddl.state import (
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.service.operator import ServiceTarget
-from altibase_ops.sql.steps import StatementResult, StepKind, run_script
+from altibase_ops.sql.isql import CONNECT_LABEL
+from altibase_ops.sql.steps import StatementResult, StepError, StepKind, run_script, split_statements
 from altibase_ops.sql.templates import render_sql
 from altibase_ops.state.checks import DONE, FAILED, run_check
 from altibase_ops.state.server import ServerRestartedError, ServerState, read_state, restart_message
@@ -63,7 +64,8 @@ class StepScript(str):
 def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger, state: ServerState) -> list[tuple[int, str]]:
     """(number, text) of the DDL statements this server does not show as applied yet. The catalog
     decides where it can; a statement it cannot show (TRUNCATE) runs only without a record of this
-    request on the server (``ddl/records.py``), and not at all after a BEGAN that never reported."""
+    request on the server (``ddl/records.py``) or after the server refused it (FAILED), and not at all
+    after a BEGAN that never reported."""
     todo = []
     for number, stmt in enumerate(resolve_tables(request.ddl, state)):
         applied = applied_on(conn_id, stmt, state)
@@ -75,6 +77,10 @@ def ddl_to_run(request: DdlRequest, conn_id: str, log: Logger, state: ServerStat
                     "back, and its effect cannot be read from the catalog: it is not run again blindly. Look at "
                     f"the table; if it ran, mark it: UPDATE {APPLIED_TABLE} SET STATE = 'DONE' WHERE REQUEST_KEY = "
                     f"'{request_key(request)}' AND STATEMENT_NO = {number}; if not, delete that row; then re-run.")
+            if recorded == "FAILED":
+                run_id, _ = state.ddl_record_runs.get(number, ("?", 0))
+                log.info("%s: %r was refused by the server in run %s (nothing applied): it runs again", conn_id,
+                         stmt.text, run_id)
             applied = recorded == "DONE"
         if applied:
             log.info("already applied on %s, skipped: %s", conn_id, stmt.text)
@@ -195,13 +201,41 @@ def wait_for_receiver_to_end(conn_id: str, request: DdlRequest, log: Any,
 
 
 def run_ddl_step(step: Step, request: DdlRequest, script: StepScript, run_id: str, send: Any) -> Any:
-    """Send a DDL step's script through ``send()`` between its records: BEGAN before, DONE after (only
-    when every statement succeeded; a failure leaves BEGAN, which only matters for a TRUNCATE)."""
+    """Send a DDL step's script through ``send()`` between its records: BEGAN before; after, DONE for
+    each statement the server ran and FAILED for each it refused (its error came back); a statement
+    the client reported nothing for keeps BEGAN (whether it ran is unknown: only a TRUNCATE cares)."""
     server = request.server(step.role)
     record(server, request, list(script.ddl_numbers), "BEGAN", run_id)
-    value = send()
+    try:
+        value = send()
+    except StepError as exc:
+        outcomes = statement_outcomes(script, exc.results)
+        record(server, request, [n for n, outcome in outcomes.items() if outcome == "DONE"], "DONE", run_id)
+        record(server, request, [n for n, outcome in outcomes.items() if outcome == "FAILED"], "FAILED", run_id)
+        raise
     record(server, request, list(script.ddl_numbers), "DONE", run_id)
     return value
+
+
+# Codes of the client library (section 5, src/ul): the link or the login broke, not the server's answer.
+_CLIENT_SECTION = "5"
+
+
+def statement_outcomes(script: StepScript, results: list[StatementResult]) -> dict[int, str]:
+    """{statement number: DONE | FAILED} for the statements of ``script`` whose result the client
+    reported, in order (results labelled with their statement; the login's own result left out)."""
+    reported = [r for r in results if r.statement and r.statement != CONNECT_LABEL]
+    outcomes: dict[int, str] = {}
+    for number, statement, result in zip(script.ddl_numbers, split_statements(script), reported, strict=False):
+        if result.statement != statement:
+            break  # the client's results and the script part ways: nothing more is known
+        if result.status == "ok" or result.accepted:
+            outcomes[number] = "DONE"
+        elif result.code and not result.code.startswith(_CLIENT_SECTION):
+            outcomes[number] = "FAILED"  # the server refused it and said so: a failed DDL applies nothing
+        else:
+            break
+    return outcomes
 
 
 def step_check(step: Step, request: DdlRequest) -> tuple[str, dict[str, Any], float]:

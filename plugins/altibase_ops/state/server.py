@@ -72,7 +72,8 @@ class ServerState:
     # per table: ROW_COUNT and the sum of each exact-numeric column (checks/table_fingerprint.sql)
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     other_sessions: int = 0
-    ddl_records: dict[int, str] = field(default_factory=dict)  # this request's statements: BEGAN | DONE
+    ddl_records: dict[int, str] = field(default_factory=dict)  # this request's statements: BEGAN | DONE | FAILED
+    ddl_record_runs: dict[int, tuple[str, int]] = field(default_factory=dict)  # the same: (run id, epoch seconds)
     lock: Any = None  # the pair's lock row on this server (ddl.records.Lock), when one is held
 
     def summary(self) -> dict[str, Any]:

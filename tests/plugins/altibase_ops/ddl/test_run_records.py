@@ -145,3 +145,19 @@ def test_the_refusal_names_a_live_holder_and_never_advises_recover(pair):
     # the holder's run is over: the same request with recover takes it over, and says why
     taken = take_lock(again, "run-B", "altibase_replicated_ddl on host-b", log, run_state=lambda dag, run: "failed")
     assert all("its Airflow run is failed" in how for how in taken.values())
+
+
+def test_only_the_servers_own_answer_marks_a_statement_failed_a_broken_link_leaves_it_unknown():
+    from altibase_ops.ddl.steps import StepScript, statement_outcomes
+    from altibase_ops.sql.isql import CONNECT_LABEL
+    from altibase_ops.sql.steps import StatementResult
+
+    script = StepScript("TRUNCATE TABLE SYS.T1;\nTRUNCATE TABLE SYS.T2;\nTRUNCATE TABLE SYS.T3;\n")
+    script.ddl_numbers = (0, 1, 2)
+    results = [StatementResult("ok", "Connect success.", statement=CONNECT_LABEL),
+               StatementResult("ok", "Truncate success.", statement="TRUNCATE TABLE SYS.T1"),
+               StatementResult("error", "[ERR-11075 : …]", "11075", statement="TRUNCATE TABLE SYS.T2"),
+               StatementResult("error", "[ERR-51043 : …]", "51043", statement="TRUNCATE TABLE SYS.T3")]
+    assert statement_outcomes(script, results) == {0: "DONE", 1: "FAILED"}  # 2: the link broke, unknown
+    unlabelled = [StatementResult("ok", "Truncate success."), StatementResult("error", "[ERR-11075 : …]", "11075")]
+    assert statement_outcomes(script, unlabelled) == {}  # results the client did not tie to statements
