@@ -7,6 +7,7 @@ transaction as the change it describes, so data and log never disagree.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -144,8 +145,44 @@ def write_config(path: str, values: dict[str, int]) -> None:
     tmp.replace(path)
 
 
+def _mod(a: Any, b: Any) -> Any:
+    """MOD as mtfMod.cpp computes it: C's remainder, its sign the dividend's."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, int) and isinstance(b, int):
+        return int(math.copysign(abs(a) % abs(b), a)) if b else None
+    return math.fmod(a, b)
+
+
+def _digest(value: Any, algorithm: Any) -> str | None:
+    """DIGEST(expr, 'SHA-1' | 'SHA-256' | 'SHA-512'): the upper-case hex digest; NULL digests as ''
+    (mtfDigest.cpp)."""
+    name = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-512": "sha512"}.get(str(algorithm).upper())
+    if name is None:
+        raise ValueError(f"DIGEST algorithm {algorithm!r}")
+    return hashlib.new(name, ("" if value is None else str(value)).encode()).hexdigest().upper()
+
+
+def _hex_to_num(text: Any) -> int | None:
+    """HEX_TO_NUM: up to 8 hex digits as a signed INTEGER (mtfHex_To_Num.cpp)."""
+    if text is None:
+        return None
+    if len(str(text)) > 8:
+        raise ValueError("HEX_TO_NUM takes at most 8 hex digits")
+    value = int(str(text), 16)
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def add_functions(db: sqlite3.Connection) -> None:
+    """The Altibase functions SQLite lacks, under their Altibase names."""
+    db.create_function("MOD", 2, _mod, deterministic=True)
+    db.create_function("DIGEST", 2, _digest, deterministic=True)
+    db.create_function("HEX_TO_NUM", 1, _hex_to_num, deterministic=True)
+
+
 def connect_sqlite(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    add_functions(db)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill (not a power cut)
     db.execute("PRAGMA busy_timeout=5000")
@@ -870,6 +907,7 @@ def _scratch() -> sqlite3.Connection:
     db = getattr(_local, "db", None)
     if db is None:
         db = sqlite3.connect(":memory:", isolation_level=None)
+        add_functions(db)
         _local.db = db
     return db
 

@@ -15,6 +15,12 @@ from altibase_ops.ddl.records import LOCK_TABLE, locked_message, ran_earlier, re
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, DEFAULT_PROPERTIES, ddl_progress, read_all, when_free
 from altibase_ops.ddl.statements import DefinitionConflictError
+from altibase_ops.ddl.verify import (
+    KEY_DIFF_MAX_ROWS,
+    compare_table_data,
+    differing_parts,
+    first_differing_keys,
+)
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.templates import render_sql
@@ -83,6 +89,40 @@ def duplicate_key_problems(request: DdlRequest, server: str, state: ServerState)
                             "refuses to build the unique index (ERR-11058). Make the keys unique on both servers "
                             "first, or create a non-unique index")
     return problems, [f"{server}: {n}" for n in notes]
+
+
+def data_check(request: DdlRequest, states: dict[str, ServerState]) -> tuple[list[str], list[str]]:
+    """(problems, notes): are the tables' data the same on both servers before the outage? Each sender's
+    gap flushed, then each table's fingerprint (``verify.compare_table_data``: one scan per table and
+    server). A difference is a problem only while nothing writes (no other session on either server):
+    under live load two servers are never read at the same instant, so it is a note, and can_stop's O9
+    compares again with the service stopped."""
+    quiet = all(not s.other_sessions for s in states.values())
+    try:
+        compared, equal = compare_table_data(request, attempts=3 if quiet else 1)
+    except AirflowException as exc:  # FLUSH WAIT timed out: the gap does not drain
+        return [], [f"the tables' data were not compared: the replication gap did not drain ({exc})"]
+    if equal:
+        return [], ["the tables' data are the same on both servers (row counts, sums and key-weighted sums: "
+                    + ", ".join(f"{t} {int(next(iter(p.values()))['ROW_COUNT'])} rows" for t, p in compared.items())
+                    + ")"]
+    if not quiet:
+        return [], ["the tables' data were not compared exactly: the application writes (sessions on "
+                    + ", ".join(f"{n}: {s.other_sessions}" for n, s in states.items()) + "), so the two servers are "
+                    "never read at the same instant" + ("; O9 compares them with the service stopped"
+                                                        if request.service_mode == "can_stop" else "")]
+    problems = []
+    for table, prints in compared.items():
+        parts = differing_parts(prints)
+        if not parts:
+            continue
+        keys = first_differing_keys(request, table, states, prints)
+        where = (f"first differing keys: {'; '.join(keys)}" if keys else
+                 f"the keys are not listed: more than {KEY_DIFF_MAX_ROWS} rows" if keys is None else "")
+        problems.append(f"{table}: its data differ between the servers while nothing writes ({', '.join(parts)} "
+                        f"differ; {where}). The pair is diverged before the run: the DDL would carry the difference "
+                        "on. Find out which server is right and make the other equal first")
+    return problems, []
 
 
 def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str, Any]:
@@ -203,6 +243,12 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
         elif resuming:
             notes.append("resuming: the DDL is already applied on "
                          f"{[n for n, p in progress.items() if p == 'after']}; those servers skip it")
+        fresh_start = (not resuming and set(progress.values()) == {"before"}
+                       and all(s.lock is None and set(request.tables) <= s.items for s in states.values()))
+        if not problems and fresh_start:
+            found, seen = data_check(request, states)
+            problems += found
+            notes += seen
         if request.service_mode == "rolling":
             for name, state in states.items():
                 if state.properties.get("REPLICATION_SQL_APPLY_ENABLE"):

@@ -9,9 +9,11 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.ddl.request import DdlRequest
-from altibase_ops.ddl.state import ddl_progress, read_all
+from altibase_ops.ddl.state import CLIENT_INFO, ddl_progress, read_all, when_free
 from altibase_ops.ddl.steps import render_ddl_sql, run_on
+from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.sql.steps import StepKind
+from altibase_ops.sql.templates import render_sql
 from altibase_ops.state.server import ServerState
 
 
@@ -68,9 +70,10 @@ def post_checks(request: DdlRequest, log: Any, attempts: int = 20) -> dict[str, 
 
 def compare_table_data(request: DdlRequest, attempts: int = 20) -> tuple[dict[str, dict[str, Any]], bool]:
     """FLUSH WAIT every running sender (its success is the evidence of gap 0: it fails with ERR-61075
-    when the gap does not drain), then read each table's fingerprint on every server — row count and
-    the sums of its exact-numeric columns, computed on the server in one scan — and compare them over
-    the columns every server has; repeat until equal (bounded). Returns ({table: {server: fingerprint}},
+    when the gap does not drain), then read each table's fingerprint on every server — row count, the
+    sums of its exact-numeric columns and the key-weighted sums that see values moved between rows,
+    computed on the server in one scan (``checks/table_fingerprint.sql``) — and compare them over the
+    columns every server has; repeat until equal (bounded). Returns ({table: {server: fingerprint}},
     equal). Row counts alone would call 5 and 5 rows with different keys equal."""
     data: dict[str, dict[str, Any]] = {}
     states = read_all(request)
@@ -82,6 +85,36 @@ def compare_table_data(request: DdlRequest, attempts: int = 20) -> tuple[dict[st
             return data, True
         time.sleep(0.2)
     return data, False
+
+
+# Tables up to this many rows are read in full to name the first keys whose rows differ.
+KEY_DIFF_MAX_ROWS = 10_000
+
+
+def differing_parts(prints: dict[str, dict[str, Any]]) -> list[str]:
+    """The parts of a table's fingerprint (row count, a column's sum or key-weighted sum) that differ."""
+    shared = sorted(set.intersection(*(set(p) for p in prints.values())))
+    return [k for k in shared if len({p[k] for p in prints.values()}) > 1]
+
+
+def first_differing_keys(request: DdlRequest, table: str, states: dict[str, ServerState],
+                         prints: dict[str, dict[str, Any]], limit: int = 5) -> list[str] | None:
+    """Up to ``limit`` primary keys whose rows differ between the servers (on one server only, or other
+    values in the columns both have); None for a table of more than KEY_DIFF_MAX_ROWS rows (``prints``:
+    its fingerprints, with the row counts) or without a primary key."""
+    definitions = [s.tables[table] for s in states.values()]
+    key = definitions[0].primary_key
+    if not key or any(int(p["ROW_COUNT"]) > KEY_DIFF_MAX_ROWS for p in prints.values()):
+        return None
+    shared = [c for c in definitions[0].columns if all(c in d.columns for d in definitions)]
+    rows = []
+    for server in request.servers:
+        with when_free(AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO)) as session:
+            found = session.dicts(render_sql("checks/read_table_rows.sql", table=table, columns=shared))
+        rows.append({tuple(r[c] for c in key): r for r in found})
+    keys = sorted(set(rows[0]) | set(rows[1]), key=repr)
+    differing = [k for k in keys if rows[0].get(k) != rows[1].get(k)]
+    return [", ".join(f"{c}={v!r}" for c, v in zip(key, k, strict=True)) for k in differing[:limit]]
 
 
 def _same(prints: dict[str, dict[str, Any]]) -> bool:

@@ -137,11 +137,40 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
             if count_rows:
                 summed = [name for name, c in state.tables[table].columns.items()
                           if int(c["DATA_TYPE"]) in EXACT_NUMERIC_TYPES]
-                row = rows(render_sql("checks/table_fingerprint.sql", table=table, columns=summed))[0]
+                row = rows(render_sql("checks/table_fingerprint.sql", table=table, columns=summed,
+                                      **weighed_sums(state.tables[table])))[0]
                 state.fingerprints[table] = {k: (None if v is None else str(v)) for k, v in row.items()}
                 state.row_counts[table] = int(row["ROW_COUNT"])
         state.other_sessions = len(rows(render_sql("checks/list_sessions.sql")))
     return state
+
+
+# Column types whose values the key-weighted sums read exactly: integers (NUMERIC of scale 0 too) by their
+# residue, characters by their digest's. DATE and floating types are left out (docs/altibase-rules.md).
+INTEGER_TYPES = frozenset({4, 5, -5})
+TEXT_TYPES = frozenset({1, 12})
+
+
+def _residue_kind(column: dict[str, Any]) -> str | None:
+    data_type = int(column["DATA_TYPE"])
+    if data_type in INTEGER_TYPES or (data_type == 2 and not int(column.get("SCALE") or 0)):
+        return "number"
+    return "text" if data_type in TEXT_TYPES else None
+
+
+def weighed_sums(table: TableState) -> dict[str, list[dict[str, Any]]]:
+    """The key-weighted sums of ``checks/table_fingerprint.sql``: ``key_columns`` (the primary key's columns, its
+    weight) and ``weighed`` (every column read exactly, with its alias ``W_<column>``); none without a
+    primary key whose columns can all be read, or for a column whose alias would be too long."""
+    keys = [{"column": c, "text": _residue_kind(table.columns[c]) == "text"} for c in table.primary_key
+            if c in table.columns]
+    if not keys or len(keys) != len(table.primary_key) or any(_residue_kind(table.columns[k["column"]]) is None
+                                                             for k in keys):
+        return {"key_columns": [], "weighed": []}
+    weighed = [{"column": name, "text": kind == "text", "alias": f"W_{name}"}
+               for name, column in table.columns.items()
+               if (kind := _residue_kind(column)) and len(name) <= 38 and f"W_{name}" not in table.columns]
+    return {"key_columns": keys, "weighed": weighed}
 
 
 def _index_keys(rows: Any, user: str, table: str) -> dict[str, IndexKey]:

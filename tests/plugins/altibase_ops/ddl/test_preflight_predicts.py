@@ -165,3 +165,37 @@ def test_a_unique_key_of_only_nulls_is_not_a_duplicate_and_a_truncate_before_the
     assert "share the key (C2=7)" in refused(pair, ddl=["CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"])
     assert preflight(request_for(pair, "active_standby", "can_stop",
                                  ddl=["TRUNCATE TABLE SYS.T1", "CREATE UNIQUE INDEX SYS.T1_U ON SYS.T1 (C2)"]), log)
+
+
+def test_two_values_swapped_between_rows_on_one_server_are_seen_by_the_data_check(pair):
+    from altibase_ops.ddl.verify import compare_table_data
+
+    run(pair, "node1", "INSERT INTO SYS.T1 VALUES (1, 10)", "INSERT INTO SYS.T1 VALUES (2, 20)", sysdba=False)
+    assert wait_until(lambda: query(pair, "node2", "SELECT COUNT(*) FROM SYS.T1") == [(2,)])
+    request = request_for(pair, "active_standby", "can_stop")
+    assert compare_table_data(request, attempts=1)[1]
+    # the standby sends nothing: swapped there only (same row count, same sums)
+    run(pair, "node2", "UPDATE SYS.T1 SET C2 = 30 - C2", sysdba=False)
+    data, equal = compare_table_data(request, attempts=1)
+    assert not equal and data["SYS.T1"]["node1"]["C2"] == data["SYS.T1"]["node2"]["C2"]
+    assert data["SYS.T1"]["node1"]["W_C2"] != data["SYS.T1"]["node2"]["W_C2"]
+
+
+def test_preflight_refuses_a_pair_diverged_before_the_run_naming_the_table_and_the_first_differing_keys(pair):
+    with_rows(pair, 1, 2, 3)
+    run(pair, "node2", "UPDATE SYS.T1 SET C2 = 4 - C2 WHERE C1 IN (1, 3)", sysdba=False)  # 1 and 3 swap values
+    message = refused(pair)
+    assert "SYS.T1: its data differ between the servers while nothing writes (W_C2 differ; first differing keys: " \
+           "C1=1; C1=3)" in message
+
+
+def test_under_live_load_preflight_notes_it_could_not_compare_instead_of_calling_it_a_divergence(pair):
+    with_rows(pair, 1, 2, 3)
+    run(pair, "node2", "UPDATE SYS.T1 SET C2 = 4 - C2 WHERE C1 IN (1, 3)", sysdba=False)
+    held = pair.hold_session("node1", client_info="the application")
+    try:
+        report = preflight(request_for(pair, "active_standby", "can_stop"), log)
+    finally:
+        pair.release_session(held)
+    assert any("not compared exactly: the application writes (sessions on node1: 1, node2: 0)" in n
+               and "O9 compares them with the service stopped" in n for n in report["notes"]), report["notes"]
