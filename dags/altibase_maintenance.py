@@ -9,15 +9,19 @@ inside the maintenance window.
 |---|---|
 | **load_changes** | reads and validates every change file against every pair it targets, with the DDL DAG's own rules; one bad file stops the run before anything is touched |
 | **plan_rollout** | reads each pair's history (`SYS.AIRFLOW_CHANGE_HISTORY`) and lock on its servers: per pair and change, *applied* (never run twice), *edited* (the file changed after it ran: reported, not re-run), *failed* (a person looks first, or `retry_failed`), *blocked* (after a failed one), *pending*; a pair another run holds, or whose servers cannot be read, is left untouched |
-| **canary** | the first `canary_pairs` pairs with pending changes, one DDL run at a time |
+| **canary** | the first `canary_pairs` pairs with pending changes, one DDL run at a time; a pair with a change left for a person (failed, or blocked behind one) only when no other pair can |
 | **rollout** | the other pairs, in `concurrency` lanes (one mapped task each, named after its pairs), after the canary succeeded |
-| **report** | every pair: done, failed, untouched, edited — red when anything needs a person |
+| **report** | every pair: done, failed, refused (with the reason recorded), untouched, edited — red when anything needs a person |
 
 Each lane triggers a DDL run, waits for it without holding a worker (the DDL run is in the UI with its own
-graph, approvals and summary), then the next. Before each run it looks whether any run of this rollout
-failed (then it stops: the rollout stops on the first failure) and whether the run still fits in the
-window (the pair's earlier runs say how long one takes). Each DDL run gets the window's end as
-`not_after`, and takes the pair's lock: a pair held by a manual run is not touched.
+graph, approvals and summary), then the next. Before each run it looks whether any run or lane of this
+rollout failed (then it stops: the rollout stops on the first failure), whether the run still fits in the
+window (the pair's earlier runs say how long one takes), and whether the DDL DAG's gates before the pair
+is held pass (its params, the Connections, the read-only preflight). A refusal triggers no DDL run: it is
+recorded in the pair's history as *failed* with the refusal's message, so the next window leaves it for
+a person like any failure, and fails the lane. A DDL run that fails with no outcome of its own in the
+history (refused by its own gates) is recorded *failed* by the lane. Each DDL run gets the window's end as
+`not_after`, and takes the pair's lock: a pair held by a manual run is not touched (nor recorded).
 
 ## Configuration (environment of every Airflow component, read when the file is parsed)
 - `ALTIBASE_MAINTENANCE_SCHEDULE`: when the window opens (cron); default `0 2 * * 6` (Saturday 02:00 UTC).

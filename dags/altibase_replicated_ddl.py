@@ -63,7 +63,7 @@ from altibase_ops.ddl.operators import (
     service_history,
     step_task_ids,
 )
-from altibase_ops.ddl.preflight import check_connections, preflight
+from altibase_ops.ddl.preflight import PreflightError, check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
 from altibase_ops.ddl.records import holder_name, refresh_lease, release_lock, take_lock
 from altibase_ops.ddl.request import (
@@ -77,7 +77,7 @@ from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
 from altibase_ops.ddl.summary import failure_advice, observe_pair, summarize
 from altibase_ops.ddl.verify import post_checks
-from altibase_ops.ddl.window import MaintenanceWindowOperator
+from altibase_ops.ddl.window import REFUSED_KEY, MaintenanceWindowOperator
 from altibase_ops.maintenance.history import record_outcome
 from altibase_ops.notify import notify
 from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT
@@ -264,7 +264,11 @@ with DAG(
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def run_preflight(**context) -> dict:
-        return preflight(DdlRequest.from_params(context["params"]), log, run_state=context["ti"].get_dagrun_state)
+        try:
+            return preflight(DdlRequest.from_params(context["params"]), log, run_state=context["ti"].get_dagrun_state)
+        except PreflightError as exc:
+            context["ti"].xcom_push(key=REFUSED_KEY, value=str(exc))  # the summary records it in the history
+            raise
 
     @task.short_circuit(ignore_downstream_trigger_rules=True)
     def stop_if_dry_run(**context) -> bool:
@@ -349,6 +353,10 @@ with DAG(
         held_at = ti.xcom_pull(task_ids="hold_pair", key="held_at")
         if held_at is not None:  # the run held the pair: its outcome goes into the pair's history
             record_outcome(request, "applied" if post is not None else "failed", ti.run_id, ti.dag_id, held_at, log)
+        refused = [r for r in ti.xcom_pull(task_ids=["run_preflight", "wait_for_window"], key=REFUSED_KEY) or [] if r]
+        if held_at is None and refused and request.change_id:
+            # a change refused before the pair was held waits for a person, like any failure (maintenance)
+            record_outcome(request, "failed", ti.run_id, ti.dag_id, time.time(), log, reason=refused[0])
         recovered_at = ti.xcom_pull(task_ids="recover_leftovers", key="held_at")
         began = held_at is not None or recovered_at is not None
         recovered = ti.xcom_pull(task_ids="recover_leftovers")

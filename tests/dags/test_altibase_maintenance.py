@@ -10,18 +10,29 @@ three simulator pairs, with notifications sent to a local SMTP server:
    and runs nothing.
 4. The SMTP server received the four kinds of notification: started, approval (with the link to the
    Required Action), failed, succeeded (with the summary).
+
+And, on two other pairs: a change that preflight refuses on the canary pair is recorded as failed with
+preflight's own message, so the next window leaves it for a person and the other pair becomes the canary.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import textwrap
 import time
 from datetime import datetime
 from urllib.parse import quote
 
+import pytest
+
+from altibase_ops.ddl.preflight import PreflightError, preflight
+from altibase_ops.ddl.request import DdlRequest
+from altibase_ops.maintenance.changes import load_changes
+from altibase_ops.pairs import validate_pairs
 from altibase_sim.control import start_daemon, stop_daemon
-from altibase_sim.scenarios import seed_replicated_pair
+from altibase_sim.scenarios import connection_uri, seed_replicated_pair
 from scripts.local_airflow import AirflowUI, airflow_env, free_port
 from tests.dags.ddl_harness import query
 from tests.smtp_sink import SmtpSink
@@ -47,11 +58,11 @@ def change_file(change_id: str, ddl: str) -> str:
         """)
 
 
-def fleet(state_dir: str) -> list[dict]:
+def fleet(state_dir: str, pairs: tuple[str, ...] = PAIRS) -> list[dict]:
     return [{"name": p, "replication_name": "REP1",
              "servers": [{"name": f"{p}a", "conn_id": f"altibase_{p}a", "role": "active"},
                          {"name": f"{p}b", "conn_id": f"altibase_{p}b", "role": "standby"}],
-             "service_control": {"mode": "simulator", "state_dir": state_dir}} for p in PAIRS]
+             "service_control": {"mode": "simulator", "state_dir": state_dir}} for p in pairs]
 
 
 def when(value: str) -> datetime:
@@ -210,3 +221,70 @@ def _exists(ui: AirflowUI, path: str) -> bool:
     except urllib.error.HTTPError as exc:
         assert exc.code == 404, exc
         return False
+
+
+def test_a_change_refused_in_preflight_is_recorded_as_failed_and_left_for_a_person(tmp_path, monkeypatch):
+    state_dir = tmp_path / "sim"
+    sim = start_daemon(state_dir, ["p1a", "p1b", "p2a", "p2b"])
+    changes = tmp_path / "changes"
+    changes.mkdir()
+    (changes / "0001_add_c3.yaml").write_text(change_file("0001_add_c3", CHANGES["0001_add_c3"]))
+    home = tmp_path / "airflow"
+    home.mkdir()
+    ui = AirflowUI(home=home, port=free_port())
+    try:
+        # p1, the fleet's first pair, replicates SYS.T1 alone: preflight refuses any DDL on it (a replication
+        # cannot lose its last table, ERR-6106F) until a person adds a table; p2 is a pair like any
+        seed_replicated_pair(sim, ("p1a", "p1b"), tables=("SYS.T1",))
+        seed_replicated_pair(sim, ("p2a", "p2b"))
+        pairs = fleet(str(state_dir), ("p1", "p2"))
+        env = airflow_env(home, ui.port, sim)
+        env.update({"ALTIBASE_PAIRS": json.dumps(pairs), "ALTIBASE_CHANGES_DIR": str(changes),
+                    "ALTIBASE_MAINTENANCE_SCHEDULE": "none"})
+        ui.start(env)
+        ui.wait_ready(MAINTENANCE)
+        ui.wait_ready(DDL)
+        for dag_id in (DDL, MAINTENANCE):
+            ui.api(f"dags/{dag_id}", {"is_paused": False}, method="PATCH")
+        # what preflight says of this change on p1, asked here, in the test's own process
+        for server in sim.servers():
+            monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{server['name'].upper()}", connection_uri(server))
+        p1 = validate_pairs(pairs)[0]
+        (change,) = load_changes(changes, [p1])
+        with pytest.raises(PreflightError) as refused:
+            preflight(DdlRequest.from_params(change.ddl_params(p1)), logging.getLogger("test"))
+        assert "would lose its last table" in str(refused.value)
+
+        # window 1: p1 is the canary, and preflight refuses the change there
+        conf = {"canary_pairs": 1, "concurrency": 1}
+        ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_1", "logical_date": None, "conf": conf})
+        assert run_to_end(ui, MAINTENANCE, "window_1") == "failed"
+        history = ("SELECT CHANGE_ID, OUTCOME, RUN_ID, DAG_ID, REASON FROM SYS.AIRFLOW_CHANGE_HISTORY "
+                   "WHERE REPLICATION_NAME = 'REP1'")
+        for node in ("p1a", "p1b"):  # recorded on both servers, with preflight's own message
+            assert query(sim, node, history) == [("0001_add_c3", "failed", "window_1", MAINTENANCE,
+                                                  str(refused.value))], node
+        assert ddl_runs(ui) == {}  # refused before any DDL run; the rollout stopped, so p2 was not started
+        assert "p1/0001_add_c3: refused, recorded failed: preflight found problems" in task_log(
+            ui, MAINTENANCE, "window_1", "report")
+
+        # window 2: p1's change waits for a person; p2 is the canary and gets the change
+        ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_2", "logical_date": None, "conf": conf})
+        assert run_to_end(ui, MAINTENANCE, "window_2") == "failed"  # red: p1 still needs a person
+        assert re.search(r"p1 +0001_add_c3: failed", task_log(ui, MAINTENANCE, "window_2", "plan"))
+        assert "p1/0001_add_c3: failed" in task_log(ui, MAINTENANCE, "window_2", "report")
+        canary_run = "maintenance__p2__0001_add_c3__window_2"
+        assert {rid: r["state"] for rid, r in ddl_runs(ui).items()} == {canary_run: "success"}
+        assert f"triggering DDL run {canary_run}" in task_log(ui, MAINTENANCE, "window_2", "canary")
+        for node in ("p2a", "p2b"):
+            assert query(sim, node, "SELECT CHANGE_ID, OUTCOME, RUN_ID FROM SYS.AIRFLOW_CHANGE_HISTORY") == [
+                ("0001_add_c3", "applied", canary_run)], node
+        for node in ("p1a", "p1b"):  # p1 untouched since: the same one row, no C3
+            assert len(query(sim, node, history)) == 1, node
+            assert ("C3",) not in query(sim, node, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
+                                                   "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
+                                                   "t.TABLE_NAME = 'T1'"), node
+    finally:
+        leftovers = ui.stop()
+        stop_daemon(state_dir)
+        assert not leftovers, f"processes of this Airflow still running after stop: {leftovers}"

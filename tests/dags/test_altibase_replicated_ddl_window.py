@@ -61,3 +61,15 @@ def test_a_run_waits_for_its_window_records_its_outcome_and_is_refused_when_it_w
         assert sorted(succeeded.to) == ["dba@example.com", "oncall@example.com"]
         (failed,) = [m for m in mails if "] FAILED:" in m.subject]
         assert "Nothing was changed" in failed.body and refused.run_id in failed.body
+
+        # a change (a maintenance run's) refused before the pair was held waits for a person: it is recorded
+        late = run_dag(conf(sim, "active_standby", "can_stop", ddl=["ALTER TABLE SYS.T1 ADD COLUMN (C4 INTEGER)"],
+                            change_id="0002_add_c4", change_checksum="fedcba9876543210",
+                            not_after=(datetime.now(UTC) + timedelta(seconds=30)).isoformat()))
+        assert late.state == "failed" and task_states(late)["hold_pair"] == "upstream_failed"
+        for node in ("node1", "node2"):
+            ((outcome, reason),) = query(sim, node, "SELECT OUTCOME, REASON FROM SYS.AIRFLOW_CHANGE_HISTORY "
+                                                    "WHERE CHANGE_ID = '0002_add_c4'")
+            assert outcome == "failed" and reason.startswith("the maintenance window closes at "), reason
+            assert "the next maintenance window leaves it for a person (retry_failed runs it again)" in reason
+            assert columns(sim, node) == ["C1", "C2", "C3"]

@@ -18,6 +18,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.maintenance.history import expected_seconds, read_history
 
+# The XCom key under which a gate before the pair's lock leaves its refusal (the summary records it).
+REFUSED_KEY = "refused"
 # Shorter waits sleep on the worker: a trigger that fires within seconds of the deferral can meet
 # Airflow 3.3.2's deferral race (apache/airflow#72716); longer ones defer, and fire well after it.
 WORKER_WAIT_SECONDS = 15
@@ -40,12 +42,12 @@ class MaintenanceWindowOperator(BaseOperator):
                 self.defer(trigger=DateTimeTrigger(moment=request.not_before), method_name="execute_complete")
             if wait > 0:
                 time.sleep(wait)
-        return self._check_fits(request)
+        return self._check_fits(request, context)
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
-        return self._check_fits(DdlRequest.from_params(context["params"]))
+        return self._check_fits(DdlRequest.from_params(context["params"]), context)
 
-    def _check_fits(self, request: DdlRequest) -> dict[str, Any]:
+    def _check_fits(self, request: DdlRequest, context: Any) -> dict[str, Any]:
         if request.not_after is None:
             self.log.info("no not_after: the run may take as long as it needs")
             return {"window_closes_at": None}
@@ -55,10 +57,13 @@ class MaintenanceWindowOperator(BaseOperator):
         basis = ("the longest of this pair's last applied runs, with a margin" if any(r.outcome == "applied" for r in rows)
                  else "no applied run in this pair's history: the default estimate")
         if left < need:
-            raise AirflowFailException(
-                f"the maintenance window closes at {request.not_after.isoformat()} ({max(0, int(left))} s from now); "
-                f"a run on this pair is expected to take {need} s ({basis}). Nothing was changed: the pair was "
-                "not held. Trigger it again in the next window.")
+            again = ("The pair's history records it as failed, so the next maintenance window leaves it for a "
+                     "person (retry_failed runs it again)" if request.change_id else "Trigger it again in the next window")
+            refusal = (f"the maintenance window closes at {request.not_after.isoformat()} ({max(0, int(left))} s from "
+                       f"now); a run on this pair is expected to take {need} s ({basis}). Nothing was changed: the "
+                       f"pair was not held. {again}.")
+            context["ti"].xcom_push(key=REFUSED_KEY, value=refusal)
+            raise AirflowFailException(refusal)
         self.log.info("the window closes in %d s; the run is expected to take %d s (%s)%s", left, need, basis,
                       f"; history unreadable on {unreadable}" if unreadable else "")
         return {"window_closes_at": request.not_after.isoformat(), "expected_seconds": need}

@@ -4,7 +4,7 @@ Like Flyway's schema history table, and for the same reasons: it lives with the 
 it survives Airflow being rebuilt (a new metadata database knows nothing), every Airflow that reaches
 the pair reads the same history, and a DBA queries it with iSQL::
 
-    SELECT CHANGE_ID, OUTCOME, ENDED_AT, RUN_ID FROM SYS.AIRFLOW_CHANGE_HISTORY WHERE REPLICATION_NAME = 'REP1';
+    SELECT CHANGE_ID, OUTCOME, ENDED_AT, RUN_ID, REASON FROM SYS.AIRFLOW_CHANGE_HISTORY WHERE REPLICATION_NAME = 'REP1';
 
 One row per DDL run that reached an outcome, written by the DDL DAG itself on both servers (a change
 applied by hand through the DDL DAG is recorded too, under ``manual-<request key>``). The table is not
@@ -12,7 +12,8 @@ in any replication; each server keeps its own copy, and readers merge the two.
 
 Outcomes: ``applied`` (the run finished and its checks passed), ``found_applied`` (the DDL was already
 in the catalog on the whole pair: nothing ran), ``failed`` (the run began changing the pair and did
-not finish; see its restore).
+not finish; see its restore — or, written by the maintenance DAG, a change refused before anything held
+the pair: REASON holds the refusal's message where the maintenance DAG saw it, else where to read it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from altibase_ops.sql.templates import render_sql
 
 HISTORY_TABLE = "SYS.AIRFLOW_CHANGE_HISTORY"
 APPLIED_OUTCOMES = ("applied", "found_applied")
+# REASON's size in bytes (include/sql/history/create_history_table.sql): a longer reason is cut to fit
+REASON_BYTES = 2000
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class HistoryRow:
     ended_at: str
     duration_seconds: int
     server: str = ""
+    reason: str = ""  # why it failed, where the writer said (a refusal's message)
 
 
 def change_checksum(tables: list[str], ddl: list[str]) -> str:
@@ -60,32 +64,61 @@ def history_key(request: DdlRequest) -> tuple[str, str]:
     return request.change_id or f"manual-{request_key(request)}", checksum
 
 
-def _table_exists(session: Any) -> bool:
-    return bool(session.dicts(render_sql("history/read_history_table.sql")))
+def _columns(session: Any) -> set[str]:
+    """The history table's columns on the session's server (none before the table exists)."""
+    return {str(r["COLUMN_NAME"]).strip() for r in session.dicts(render_sql("history/read_history_columns.sql"))}
+
+
+def _ensure_table(session: Any) -> None:
+    columns = _columns(session)
+    if not columns:
+        create_table(session, "history/create_history_table.sql")
+    elif "REASON" not in columns:  # a table made by an earlier version (our own table, in no replication)
+        try:
+            session.execute(render_sql("history/add_history_reason.sql"))
+        except AltibaseServerError:
+            if "REASON" not in _columns(session):  # not added meanwhile by another run: a real failure
+                raise
+
+
+def fit_reason(reason: str) -> str:
+    """The reason as REASON holds it: cut at REASON_BYTES (UTF-8), saying so."""
+    data = reason.strip().encode()
+    if len(data) <= REASON_BYTES:
+        return reason.strip()
+    mark = " […]"
+    return data[: REASON_BYTES - len(mark.encode())].decode(errors="ignore") + mark
 
 
 def record_outcome(request: DdlRequest, outcome: str, run_id: str, dag_id: str, started_at: float,
-                   log: Any) -> list[str]:
+                   log: Any, reason: str = "") -> list[str]:
     """Write this run's outcome on every server it can reach; returns the servers written. A server
     that cannot be reached is logged, not fatal: the other server's row is the record."""
     change_id, checksum = history_key(request)
+    return record_change(request.servers, request.replication_name, change_id, checksum, outcome, run_id, dag_id,
+                         started_at, log, reason)
+
+
+def record_change(servers: list[Server], replication_name: str, change_id: str, checksum: str, outcome: str,
+                  run_id: str, dag_id: str, started_at: float, log: Any, reason: str = "") -> list[str]:
+    """``record_outcome`` for a change known by its id and checksum (a refusal may come before any
+    request could be built); returns the servers written."""
     ended = time.time()
     values = (checksum, outcome, dag_id, iso(started_at, milliseconds=False), iso(ended, milliseconds=False),
-              max(0, round(ended - started_at)))
+              max(0, round(ended - started_at)), fit_reason(reason) or None)
     written = []
-    for server in request.servers:
+    for server in servers:
         try:
             with sysdba_hook(server).session() as session:
-                if not _table_exists(session):
-                    create_table(session, "history/create_history_table.sql")
+                _ensure_table(session)
                 try:
                     session.execute(render_sql("history/insert_history.sql"),
-                                    (request.replication_name, change_id, *values[:2], run_id, *values[2:]))
+                                    (replication_name, change_id, *values[:2], run_id, *values[2:]))
                 except AltibaseServerError as exc:
                     if exc.code != DUPLICATE_KEY:  # this run's row exists (the task ran again): update it
                         raise
                     session.execute(render_sql("history/update_history.sql"),
-                                    (*values, request.replication_name, change_id, run_id))
+                                    (*values, replication_name, change_id, run_id))
             written.append(server.name)
         except Exception as exc:  # noqa: BLE001 - one server's history must not hide the run's outcome
             log.warning("%s: could not record %s of %s in %s: %s", server.name, outcome, change_id,
@@ -96,11 +129,14 @@ def record_outcome(request: DdlRequest, outcome: str, run_id: str, dag_id: str, 
 
 def history_rows(session: Any, replication_name: str, server: str) -> list[HistoryRow]:
     """The history one server keeps for a replication ([] before the table exists)."""
-    if not _table_exists(session):
+    columns = _columns(session)
+    if not columns:
         return []
     return [HistoryRow(*(str(r[c]).strip() for c in ("CHANGE_ID", "CHECKSUM", "OUTCOME", "RUN_ID", "DAG_ID",
-                                                     "STARTED_AT", "ENDED_AT")), int(r["DURATION_SECONDS"]), server)
-            for r in session.dicts(render_sql("history/read_history.sql"), (replication_name,))]
+                                                     "STARTED_AT", "ENDED_AT")), int(r["DURATION_SECONDS"]), server,
+                       str(r.get("REASON") or "").strip())
+            for r in session.dicts(render_sql("history/read_history.sql", reason="REASON" in columns),
+                                   (replication_name,))]
 
 
 def merge(rows: list[HistoryRow]) -> list[HistoryRow]:

@@ -7,22 +7,35 @@ person looks first, or ``retry_failed``), ``blocked`` (an earlier change on the 
 waiting), ``pending`` (runs now). A pair whose servers cannot be read, or that another run holds, is
 left untouched and said so.
 
-Stages: the first ``canary_pairs`` pairs with pending work, then the rest. The rest are dealt round-robin
-into ``concurrency`` lanes; a lane (``RolloutLaneOperator``, one mapped task) triggers one DDL run at a time
+Stages: the first ``canary_pairs`` pairs with pending work, then the rest. A pair with a change left for a
+person (failed, or blocked behind one) is a canary only when no other pair can be: a change that fails
+on one pair must not stop the fleet window after window. The rest are dealt round-robin into
+``concurrency`` lanes; a lane (``RolloutLaneOperator``, one mapped task) triggers one DDL run at a time
 and waits for it deferrably, so the per-pair graph stays the DDL DAG's own, visible in the UI. The
 rollout stops on the first failure: every lane looks before starting its next run.
+
+**Refusals are recorded.** Before it triggers a run, a lane puts it through the DDL DAG's own gates
+that come before the pair is held (its params, the Connections, the read-only preflight); a refusal is
+written to the pair's history as ``failed`` with the refusal's message, so the next window leaves it for
+a person like any failure. A DDL run that fails anyway and recorded no outcome (refused by its own gates:
+the state changed since, or the window) is recorded ``failed`` by the lane. Neither is recorded while
+another run holds the pair or its servers cannot be read: that is not the change's doing, and the next
+window plans it again.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DagRunTriggerException
 
+from altibase_ops.ddl.preflight import PreflightError, check_connections, preflight
 from altibase_ops.ddl.records import read_lock, sysdba_hook
-from altibase_ops.ddl.request import Server
+from altibase_ops.ddl.request import DdlRequest, InvalidRequestError, Server
+from altibase_ops.ddl.statements import InvalidDdlError
 from altibase_ops.maintenance.changes import Change
 from altibase_ops.maintenance.history import (
     APPLIED_OUTCOMES,
@@ -31,6 +44,7 @@ from altibase_ops.maintenance.history import (
     history_rows,
     latest,
     merge,
+    record_change,
 )
 from altibase_ops.pairs import Pair
 
@@ -39,6 +53,8 @@ DDL_DAG_ID = "altibase_replicated_ddl"
 # lasts far longer than the seconds the scheduler may still be handling the lane's deferral, so the
 # trigger never fires inside that window (apache/airflow#72716).
 DDL_RUN_POLL_SECONDS = 5
+# a change whose last run failed, and the changes after it: they wait for a person (or retry_failed)
+LEFT_FOR_A_PERSON = ("failed", "blocked")
 
 
 def run_id_for(maintenance_run_id: str, pair: str, change_id: str) -> str:
@@ -69,14 +85,19 @@ def pair_statuses(changes: list[Change], pair: str, rows: list[HistoryRow], retr
 def read_pair(pair: Pair) -> tuple[list[HistoryRow], str]:
     """The pair's history, and why it must be left alone ("" when it may be changed): one session per
     server reads both its history and the pair's lock."""
+    return read_servers(pair.servers, pair.replication_name)
+
+
+def read_servers(servers: list[dict[str, str]], replication_name: str) -> tuple[list[HistoryRow], str]:
+    """``read_pair`` for a pair given as a DDL run's params give it (servers, replication)."""
     rows: list[HistoryRow] = []
     unreadable, locks = [], []
-    for entry in pair.servers:
+    for entry in servers:
         server = Server(entry["name"], entry["conn_id"], entry["role"])
         try:
             with sysdba_hook(server).session() as session:
-                rows += history_rows(session, pair.replication_name, server.name)
-                locks.append(read_lock(session, pair.replication_name))
+                rows += history_rows(session, replication_name, server.name)
+                locks.append(read_lock(session, replication_name))
         except Exception as exc:  # noqa: BLE001 - the pair is reported untouched, the others go on
             unreadable.append(f"{server.name}: {exc}")
     if unreadable:
@@ -109,8 +130,12 @@ def plan_rollout(changes: list[Change], pairs: list[Pair], *, maintenance_run_id
                   "conf": {**by_id[cid].ddl_params(pair), "not_after": window_closes_at.isoformat()}}
                  for cid in pending]
         work.append((pair, items))
-    canary = [items for _, items in work[:canary_pairs]]
-    rest_pairs = work[canary_pairs:]
+    # a pair with a change left for a person is a canary only when no other pair can be: a change that
+    # fails on one pair must not hold the fleet back window after window (sorted() keeps the fleet's order)
+    waiting = {p.name for p, _ in work if any(s in LEFT_FOR_A_PERSON for s in report[p.name]["changes"].values())}
+    first = sorted(work, key=lambda w: w[0].name in waiting)[:canary_pairs]
+    canary = [items for _, items in first]
+    rest_pairs = [(p, items) for p, items in work if p.name not in {f.name for f, _ in first}]
     lanes: list[list[dict[str, Any]]] = [[] for _ in range(min(concurrency, len(rest_pairs)))]
     for i, (_, items) in enumerate(rest_pairs):
         lanes[i % len(lanes)].extend(items)
@@ -128,12 +153,51 @@ def format_report(report: dict[str, dict[str, Any]], outcomes: dict[str, str] | 
     return "\n".join(lines) or "  (no pair is targeted by any change)"
 
 
+def gate_refusal(conf: dict[str, Any], log: Any, run_state: Any = None) -> str:
+    """What the DDL DAG's gates before the pair is held say of a run with these params, now: its
+    validation (the params, the Connections) and the read-only preflight. The refusal's message, or ""
+    when they pass. Nothing is held or changed; an error that is no refusal (a bug) is raised."""
+    try:
+        request = DdlRequest.from_params(conf)
+        check_connections(request)
+        preflight(request, log, run_state=run_state)
+    except (InvalidRequestError, InvalidDdlError, PreflightError) as exc:
+        return str(exc)
+    return ""
+
+
+def record_failed(item: dict[str, Any], reason: str, run_id: str, dag_id: str, started_at: float, log: Any,
+                  why_not: str) -> str:
+    """Record a lane item's change as failed with ``reason`` in its pair's history, unless ``why_not``
+    (``read_servers``: the pair is held by a run or cannot be read, so a refusal may be that run's doing
+    or the servers', not the change's). Returns what became of the change, as a sentence's end."""
+    if why_not:
+        return f"NOT recorded as failed in the pair's history ({why_not}): the next window plans it again"
+    conf = item["conf"]
+    servers = [Server(s["name"], s["conn_id"], s["role"]) for s in conf["servers"]]
+    written = record_change(servers, conf["replication_name"], item["change_id"], conf["change_checksum"], "failed",
+                            run_id, dag_id, started_at, log, reason)
+    if not written:
+        return ("NOT recorded as failed in the pair's history (no server took the write: see the warnings above): "
+                "the next window plans it again")
+    return (f"recorded as failed in the pair's history on {', '.join(written)}: it waits for a person (fix the "
+            "cause, then a window with retry_failed)")
+
+
+def refusal_of(rows: list[HistoryRow], item: dict[str, Any], maintenance_run_id: str) -> HistoryRow | None:
+    """The refusal a lane of ``maintenance_run_id`` recorded for the item, in its pair's history ``rows``."""
+    return next((r for r in rows if r.change_id == item["change_id"] and r.run_id == maintenance_run_id
+                 and r.outcome == "failed"), None)
+
+
 class RolloutLaneOperator(BaseOperator):
     """One lane of a stage: trigger each DDL run in turn and wait for it without holding a worker.
 
     Before each run it looks whether any run of this rollout failed (then it stops, skipped, saying
-    which) and whether the run still fits in the maintenance window. A DDL run that fails fails the
-    lane, naming the run; the DDL run's own restore has already run by then.
+    which), whether the run still fits in the maintenance window, and whether the DDL DAG's gates
+    before the pair is held pass (``gate_refusal``): a refusal is recorded as failed in the pair's
+    history and fails the lane. A DDL run that fails fails the lane, naming the run; the DDL run's own
+    restore has already run by then, and a run that recorded no outcome is recorded failed.
     """
 
     ui_color = "#e8f0fe"
@@ -152,9 +216,7 @@ class RolloutLaneOperator(BaseOperator):
         index = next(i for i, item in enumerate(self.lane) if item["run_id"] == run_id)
         item, state = self.lane[index], _state(data.get(run_id))
         if state != "success":
-            raise AirflowFailException(
-                f"change {item['change_id']} ended {state} on pair {item['pair']} (DDL run {run_id}: its "
-                "restore and summary say what it left); the rollout stops here")
+            self._ddl_run_failed(item, state)
         self.log.info("change %s applied on pair %s (DDL run %s)", item["change_id"], item["pair"], run_id)
         done = [i["run_id"] for i in self.lane[: index + 1]]
         return self._run_from(context, index + 1, done)
@@ -171,6 +233,12 @@ class RolloutLaneOperator(BaseOperator):
                                if ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=[rid], states=["failed"])), "?")
                 raise AirflowSkipException(
                     f"the rollout stopped: DDL run {failed} failed; not started here: {not_started}")
+            # a refused change fails its lane with no DDL run: the stage's lanes say so
+            lanes = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.task_id], run_ids=[ti.run_id])
+            if failed_lanes := sorted(k for k, v in lanes.get(ti.run_id, {}).items() if _state(v) == "failed"):
+                raise AirflowSkipException(
+                    f"the rollout stopped: lane {', '.join(failed_lanes)} failed (its log says which change and "
+                    f"why); not started here: {not_started}")
             left = (closes - datetime.now(UTC)).total_seconds()
             if left < item["expected_seconds"]:
                 raise AirflowSkipException(
@@ -185,14 +253,16 @@ class RolloutLaneOperator(BaseOperator):
                     done.append(item["run_id"])
                     continue
                 if state == "failed":
-                    raise AirflowFailException(f"change {item['change_id']} failed on pair {item['pair']} (DDL run "
-                                               f"{item['run_id']}); the rollout stops here")
+                    self._ddl_run_failed(item, state)
                 from airflow.providers.standard.triggers.external_task import DagStateTrigger
 
                 self.log.info("DDL run %s exists already: waiting for it", item["run_id"])
                 self.defer(trigger=DagStateTrigger(dag_id=DDL_DAG_ID, states=["success", "failed"],
                                                    run_ids=[item["run_id"]], poll_interval=DDL_RUN_POLL_SECONDS),
                            method_name="execute_complete")
+            checked_at = time.time()
+            if reason := gate_refusal(item["conf"], self.log, run_state=ti.get_dagrun_state):
+                self._refused(item, reason, ti, checked_at, not_started)
             self.log.info("change %s on pair %s: triggering DDL run %s (window closes in %d s)", item["change_id"],
                           item["pair"], item["run_id"], left)
             raise DagRunTriggerException(
@@ -203,15 +273,43 @@ class RolloutLaneOperator(BaseOperator):
                                       f"(maintenance run {ti.run_id})")
         return done
 
+    def _refused(self, item: dict[str, Any], reason: str, ti: Any, checked_at: float, not_started: str) -> NoReturn:
+        # recorded under this maintenance run: no DDL run exists, and this lane's log holds the refusal
+        _, why_not = read_servers(item["conf"]["servers"], item["conf"]["replication_name"])
+        what = record_failed(item, reason, ti.run_id, ti.dag_id, checked_at, self.log, why_not)
+        raise AirflowFailException(
+            f"change {item['change_id']} refused on pair {item['pair']} before anything held the pair; no DDL run "
+            f"was triggered:\n{reason}\nThe change is {what}. The rollout stops here; not started: {not_started}")
+
+    def _ddl_run_failed(self, item: dict[str, Any], state: str) -> NoReturn:
+        run_id = item["run_id"]
+        rows, why_not = read_servers(item["conf"]["servers"], item["conf"]["replication_name"])
+        if any(r.run_id == run_id for r in rows):
+            recorded = "its outcome is in the pair's history"
+        else:  # refused by its own gates (the pair changed since the lane's look, or the window), or it could not write
+            reason = (f"DDL run {run_id} ended {state} and recorded no outcome in this history: it stopped before it "
+                      "held the pair, or could not write here; its failed task's log says why")
+            recorded = "it recorded no outcome of its own; the change is " + record_failed(
+                item, reason, run_id, DDL_DAG_ID, time.time(), self.log, why_not)
+        raise AirflowFailException(
+            f"change {item['change_id']} ended {state} on pair {item['pair']} (DDL run {run_id}: its failed task, "
+            f"restore and summary say what it left; {recorded}); the rollout stops here")
+
 
 def rollout_outcomes(plan: dict[str, Any], ti: Any) -> dict[str, str]:
-    """``pair/change`` -> applied | failed | untouched | <a DDL run's state> for every run the plan had."""
+    """``pair/change`` -> applied | failed | refused | untouched | <a DDL run's state> for every run the
+    plan had; a refusal as the pair's history records it (``RolloutLaneOperator``)."""
     out: dict[str, str] = {}
+    histories: dict[str, list[HistoryRow]] = {}  # read once per pair, only where a change did not start
     for lane in [*plan.get("canary", []), *plan.get("rest", [])]:
         for item in lane:
             key = f"{item['pair']}/{item['change_id']}"
             if not ti.get_dr_count(dag_id=DDL_DAG_ID, run_ids=[item["run_id"]]):
-                out[key] = "untouched"
+                if item["pair"] not in histories:
+                    histories[item["pair"]] = read_servers(item["conf"]["servers"], item["conf"]["replication_name"])[0]
+                refusal = refusal_of(histories[item["pair"]], item, ti.run_id)
+                out[key] = ("refused, recorded failed: " + " ".join(refusal.reason.split()) if refusal
+                            else "untouched")
                 continue
             state = _state(ti.get_dagrun_state(dag_id=DDL_DAG_ID, run_id=item["run_id"]))
             out[key] = {"success": "applied"}.get(state, state)
