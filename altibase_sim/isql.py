@@ -35,7 +35,10 @@ ERROR_STATUS = 255
 _IDENT = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$#]*)'
 _CONNECT = re.compile(rf"^\s*CONNECT\s+(?P<user>{_IDENT})\s*/\s*(?P<password>{_IDENT})(?P<sysdba>\s+AS\s+SYSDBA)?\s*;?\s*$",
                       re.IGNORECASE)
-NOT_CONNECTED = "[ERR-FFFFF : Not connected. Use CONNECT first.]"
+# iSQL's own codes (ut/msg/E_UT_US7ASCII.msg, section 9), as ut/isql/dbc/dbcDiagnostic.cpp sets them: no
+# connection (entry 32), and a broken link (SQLSTATE 08S01 from the driver, entry 21)
+NOT_CONNECTED = "[ERR-91020 : No Connection State]"
+COMMUNICATION_FAILURE = "[ERR-91015 : Communication failure.]"
 
 
 class UsageError(Exception):
@@ -108,7 +111,8 @@ def format_result(cur: dbapi.Cursor) -> str:
 
 
 def _connect(opts: dict, user: str, password: str, sysdba: bool) -> dbapi.Connection:
-    return dbapi.connect(opts["server"], opts["port"], user, password, sysdba=sysdba, client_info="isql-sim")
+    # the real client logs in with APP_INFO=isql (ut/isql/src/iSQLExecuteCommand.cpp, dbcConnection.cpp)
+    return dbapi.connect(opts["server"], opts["port"], user, password, sysdba=sysdba, client_info="isql")
 
 
 def run(opts: dict, out: TextIO) -> int:
@@ -181,7 +185,7 @@ def run(opts: dict, out: TextIO) -> int:
             try:
                 cur.execute(stmt)
             except dbapi.OperationalError as exc:
-                print(f"{exc}\n", file=out)
+                print(f"{COMMUNICATION_FAILURE if exc.code == '51043' else exc}\n", file=out)
                 return ERROR_STATUS  # the connection is gone: nothing after this can run
             except dbapi.Error as exc:
                 print(f"{exc}\n", file=out)

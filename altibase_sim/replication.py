@@ -19,7 +19,7 @@ from typing import Any
 
 from altibase_sim import sqlparse as sp
 from altibase_sim.errors import error
-from altibase_sim.server import Result, Server, Session, TableDef, connect_sqlite, sqlite_name
+from altibase_sim.server import Result, Server, Session, TableDef, connect_sqlite, duplicate_key, sqlite_name
 
 TICK = 0.005  # seconds between sender polls
 # V$REPSENDER / V$REPGAP START_FLAG of a running LAZY sender: 0 (QUICKSTART shows 1 and SYNC 2 only while
@@ -213,6 +213,22 @@ def apply_records(db: sqlite3.Connection, server: Server, receiver: Receiver, se
 
 
 def _apply_one(db: sqlite3.Connection, tdef: TableDef, op: str, payload: dict) -> bool:
+    """One change as SQL on the receiver; a change that would leave two rows with one key of a unique index
+    (NULL equal to NULL, as the server compares keys; SQLite's own check lets them in) is a conflict
+    (smnbModule.cpp: smnUniqueViolationInReplTrans), undone and counted as a failure."""
+    db.execute("SAVEPOINT apply_one")
+    applied = _apply_sql(db, tdef, op, payload)
+    table = sqlite_name(tdef.user, tdef.name)
+    keys = [json.loads(r[0]) for r in db.execute(
+        "SELECT columns FROM __indexes WHERE tbl_user=? AND tbl=? AND is_unique=1", (tdef.user, tdef.name))]
+    if applied and op != "D" and any(len(k) > 1 and duplicate_key(db, table, k, with_a_null=True) for k in keys):
+        db.execute("ROLLBACK TO apply_one")
+        applied = False
+    db.execute("RELEASE apply_one")
+    return applied
+
+
+def _apply_sql(db: sqlite3.Connection, tdef: TableDef, op: str, payload: dict) -> bool:
     """One change as SQL on the receiver; only columns of the same name are applied."""
     known = {c.name for c in tdef.columns}
     table = sqlite_name(tdef.user, tdef.name)

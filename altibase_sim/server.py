@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS __applied(rep TEXT, peer TEXT, sn INTEGER, PRIMARY KE
 """
 
 
+# What Altibase names the index of a key constraint it creates (PRIMARY KEY, UNIQUE).
+CONSTRAINT_INDEX_PREFIX = "__SYS_IDX_ID_"
+
+
 def sqlite_name(user: str, table: str) -> str:
     return f'"{user}.{table}"'
 
@@ -155,9 +159,10 @@ def _mod(a: Any, b: Any) -> Any:
 
 
 def _digest(value: Any, algorithm: Any) -> str | None:
-    """DIGEST(expr, 'SHA-1' | 'SHA-256' | 'SHA-512'): the upper-case hex digest; NULL digests as ''
-    (mtfDigest.cpp)."""
-    name = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-512": "sha512"}.get(str(algorithm).upper())
+    """DIGEST(expr, 'SHA1' | 'SHA-1' | 'SHA256' | 'SHA-256' | 'SHA512' | 'SHA-512'): the upper-case hex
+    digest; NULL digests as '' (mtfDigest.cpp)."""
+    name = {"SHA1": "sha1", "SHA-1": "sha1", "SHA256": "sha256", "SHA-256": "sha256", "SHA512": "sha512",
+            "SHA-512": "sha512"}.get(str(algorithm))  # compared exactly, case included
     if name is None:
         raise ValueError(f"DIGEST algorithm {algorithm!r}")
     return hashlib.new(name, ("" if value is None else str(value)).encode()).hexdigest().upper()
@@ -434,7 +439,7 @@ class Server:
         compares NULL equal to NULL in a key and exempts only all-NULL keys; SQLite's own check lets
         (1, NULL) in twice."""
         for columns in self.unique_keys(tdef.user, tdef.name, db):
-            if len(columns) > 1 and _duplicate_key(db, sqlite_name(tdef.user, tdef.name), columns,
+            if len(columns) > 1 and duplicate_key(db, sqlite_name(tdef.user, tdef.name), columns,
                                                    with_a_null=True) is not None:
                 raise error("11058")
 
@@ -466,7 +471,7 @@ class Server:
         names = [c.name for c in stmt.columns]
         if len(set(names)) != len(names):
             raise error("31022")
-        for col in stmt.primary_key:
+        for col in [*stmt.primary_key, *(c for key in stmt.unique_keys for c in key)]:
             if col not in names:
                 raise error("31058", name=col)
 
@@ -481,6 +486,13 @@ class Server:
             cols = ", ".join(f'"{c}"' for c in names)
             pk = f', PRIMARY KEY ({", ".join(chr(34) + c + chr(34) for c in stmt.primary_key)})' if stmt.primary_key else ""
             db.execute(f"CREATE TABLE {sqlite_name(user, name)} ({cols}{pk})")
+            for number, key in enumerate(stmt.unique_keys):
+                # a UNIQUE constraint's index, system-named as Altibase names it (qdbCommon.cpp)
+                index = f"{CONSTRAINT_INDEX_PREFIX}{1_000_000 + table_id * 100 + number}"
+                keys = ", ".join(f'"{c}"' for c in key)
+                db.execute(f'CREATE UNIQUE INDEX "{user}.{index}" ON {sqlite_name(user, name)} ({keys})')
+                db.execute("INSERT INTO __indexes VALUES (?, ?, ?, ?, ?, ?)",
+                           (user, index, user, name, json.dumps(key), 1))
 
         return self._ddl(session, work, "Create success.")
 
@@ -533,6 +545,11 @@ class Server:
                     raise error("31026")
                 if col in tdef.pk and len(tdef.pk) > 1:
                     raise error("31321")
+                for index, idx_cols in db.execute("SELECT name, columns FROM __indexes WHERE tbl_user=? AND tbl=?",
+                                                  (user, name)).fetchall():
+                    if index.startswith(CONSTRAINT_INDEX_PREFIX) and col in json.loads(idx_cols) \
+                            and len(json.loads(idx_cols)) > 1:
+                        raise error("31321")  # qdbAlter.cpp validateDropCol: any multi-column unique key
             for col in stmt.columns:
                 for idx_user, idx_name, idx_cols in db.execute(
                         "SELECT user, name, columns FROM __indexes WHERE tbl_user=? AND tbl=?", (user, name)).fetchall():
@@ -609,7 +626,7 @@ class Server:
                 if tdef.column(col) is None:
                     raise error("31058", name=col)
             cols = ", ".join(f'"{c}"' for c in stmt.columns)
-            if stmt.unique and _duplicate_key(db, sqlite_name(user, name), stmt.columns) is not None:
+            if stmt.unique and duplicate_key(db, sqlite_name(user, name), stmt.columns) is not None:
                 raise error("11058")  # smnbValuebaseBuild.cpp isRowUnique, while building the index
             unique = "UNIQUE " if stmt.unique else ""
             db.execute(f'CREATE {unique}INDEX "{idx_user}.{idx_name}" ON {sqlite_name(user, name)} ({cols})')
@@ -624,6 +641,8 @@ class Server:
         def work(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT tbl_user, tbl FROM __indexes WHERE user=? AND name=?",
                              (idx_user, idx_name)).fetchone()
+            if row is not None and idx_name.startswith(CONSTRAINT_INDEX_PREFIX):
+                raise error("3119E")  # a UNIQUE constraint's index
             if row is None:
                 pk_owner = re.fullmatch(r"__SYS_IDX_ID_(\d+)", idx_name)
                 if pk_owner and db.execute("SELECT 1 FROM __tables WHERE table_id=? AND pk != '[]'",
@@ -735,7 +754,8 @@ class Server:
                 self._log(db, tdef, "U", {"pk": dict(zip(tdef.pk, old_pk, strict=True)), "set": after})
                 count += 1
             self._check_unique_keys(db, tdef)
-            return Result(f"{count} {'row' if count == 1 else 'rows'} updated.", rowcount=count)
+            return Result(("No rows" if count == 0 else "1 row" if count == 1 else f"{count} rows") + " updated.",
+                          rowcount=count)
 
         return self._write(session, work)
 
@@ -752,7 +772,8 @@ class Server:
                 db.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
                 self._log(db, tdef, "D", {"pk": dict(zip(tdef.pk, pk, strict=True))})
             count = len(targets)
-            return Result(f"{count} {'row' if count == 1 else 'rows'} deleted.", rowcount=count)
+            return Result(("No rows" if count == 0 else "1 row" if count == 1 else f"{count} rows") + " deleted.",
+                          rowcount=count)
 
         return self._write(session, work)
 
@@ -891,7 +912,7 @@ def _check_columns(exprs: list[sp.Expr], known: dict[str | None, set[str]], extr
 _local = threading.local()
 
 
-def _duplicate_key(db: sqlite3.Connection, table: str, columns: Any, with_a_null: bool = False) -> tuple | None:
+def duplicate_key(db: sqlite3.Connection, table: str, columns: Any, with_a_null: bool = False) -> tuple | None:
     """A key two rows share under a unique index, as Altibase judges it (NULL equals NULL; a key of only
     NULLs is exempt), or None. ``with_a_null``: only keys holding a NULL (SQLite checks the rest)."""
     cols = ", ".join(f'"{c}"' for c in columns)

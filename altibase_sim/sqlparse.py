@@ -106,6 +106,7 @@ class CreateTable:
     table: Name
     columns: list[ColumnDef]
     primary_key: list[str]
+    unique_keys: list[list[str]] = field(default_factory=list)  # UNIQUE (…) constraints
 
 
 @dataclass
@@ -397,16 +398,17 @@ class Parser:
         self.expect_op("(")
         columns: list[ColumnDef] = []
         primary_key: list[str] = []
+        unique_keys: list[list[str]] = []
         while True:
-            if self.at("PRIMARY"):
+            named = self.accept("CONSTRAINT") and bool(self.ident())
+            if self.accept("UNIQUE"):
+                unique_keys.append(self.paren_names())
+            elif self.at("PRIMARY"):
                 self.expect("PRIMARY")
                 self.expect("KEY")
                 primary_key = self.paren_names()
-            elif self.accept("CONSTRAINT"):
-                self.ident()
-                self.expect("PRIMARY")
-                self.expect("KEY")
-                primary_key = self.paren_names()
+            elif named:
+                raise self.fail("expected PRIMARY KEY or UNIQUE")
             else:
                 columns.append(self.column_def())
             if self.accept_op(")"):
@@ -415,7 +417,7 @@ class Parser:
         inline = [c.name for c in columns if c.primary_key]
         if inline and primary_key:
             raise syntax_error("a table has one primary key")
-        return CreateTable(table, columns, primary_key or inline)
+        return CreateTable(table, columns, primary_key or inline, unique_keys)
 
     def column_def(self) -> ColumnDef:
         name = self.ident()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from altibase_sim import sqlparse as sp
-from altibase_sim.server import TYPE_CODES, Server, Session
+from altibase_sim.server import CONSTRAINT_INDEX_PREFIX, TYPE_CODES, Server, Session
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,9 @@ def _index_columns(server: Server, session: Session) -> list[dict]:
 
 def _constraints(server: Server, session: Session) -> list[dict]:
     """SYS_CONSTRAINTS_ (qcmCreate.cpp; CONSTRAINT_TYPE from qdParseTree.h qdConstraintType: 1 NOT NULL,
-    3 PRIMARY KEY): a NOT NULL constraint per non-nullable column and the primary key with its index.
-    CREATE UNIQUE INDEX makes an index, not a constraint, so it has no row here."""
+    2 UNIQUE, 3 PRIMARY KEY): a NOT NULL constraint per non-nullable column, the primary key and each
+    UNIQUE constraint with its index. CREATE UNIQUE INDEX makes an index, not a constraint, so it has
+    no row here."""
     ids = _user_ids(server)
     out = []
     for user, table_id, columns, pk in server.db.execute(
@@ -165,8 +166,12 @@ def _constraints(server: Server, session: Session) -> list[dict]:
         if json.loads(pk):
             out.append({"USER_ID": ids.get(user), "TABLE_ID": table_id, "CONSTRAINT_TYPE": 3, "INDEX_ID": table_id,
                         "COLUMN_CNT": len(json.loads(pk))})
+    for index in _index_list(server):  # UNIQUE constraints (type 2), with the index the server made for them
+        if index["name"].startswith(CONSTRAINT_INDEX_PREFIX) and index["index_id"] != index["table_id"]:
+            out.append({"USER_ID": ids.get(index["user"]), "TABLE_ID": index["table_id"], "CONSTRAINT_TYPE": 2,
+                        "INDEX_ID": index["index_id"], "COLUMN_CNT": len(index["columns"])})
     for number, row in enumerate(out, start=1):
-        kind = "PRIMARY" if row["CONSTRAINT_TYPE"] == 3 else "NOT_NULL"
+        kind = {3: "PRIMARY", 2: "UNIQUE"}.get(row["CONSTRAINT_TYPE"], "NOT_NULL")
         row.update(CONSTRAINT_ID=number, CONSTRAINT_NAME=f"__SYS_CON_{kind}_ID_{number}", REFERENCED_TABLE_ID=None,
                    REFERENCED_INDEX_ID=None, DELETE_RULE=0, CHECK_CONDITION=None, VALIDATED="T")
     return out

@@ -17,7 +17,9 @@ run. With `dry_run` (the default) it renders and shows everything it would send,
 | **verify** | — | tables on every node, the replication started on the senders only, no proof row left anywhere; logs the pair in the DDL DAG's terms (servers with roles, replication) for `ALTIBASE_PAIRS` |
 
 Params: `name`, `namespace`, `image` (pinned), `topology` (single | pair), `workload` (deployment |
-statefulset | pod), `storage` (emptydir | nfs with server and paths | pvc with class and size), ports,
+statefulset | pod), `storage` (pvc with class and size, the default | nfs with server and paths | emptydir:
+tests and demos only, the plan warns what a pod deletion loses), `fs_group` (the image's group, the pods'
+fsGroup), `client_services` (a Service per node for the application, for the DDL DAG's service control), ports,
 the Secret with the SYS password, `tables` (default the seed's `t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)` and
 a `t2` like it: the DDL DAG never has to take a replication's last table out), `replication_roles`
 (`active_standby`, the default: node1 sends, node2 receives; `active_active`: both send),
@@ -95,6 +97,8 @@ with DAG(
             raise ProvisionError("cannot provision; nothing was changed:\n  - " + "\n  - ".join(problems))
         rendered = plan_provisioning(request)
         log.info("%s", rendered["text"])
+        for warning in rendered["warnings"]:  # emptyDir on a cluster: said again, as a warning
+            log.warning("%s", warning)
         context["ti"].xcom_push(key="plan", value={"manifests": rendered["manifests"], "text": rendered["text"]})
         return rendered["nodes"]  # what the P6 steps and the P7 proof map over
 

@@ -15,7 +15,9 @@ Each server's admin-mode window is one task (a block; its id names the step rang
 (O4–O6 on both servers at once): admin mode spans one task level in every variant. Each block's log
 shows its steps as they start and end, and its audit keeps one record per step.
 
-Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections) and a
+Before anything changes: **validate_params** (identifiers, DDL forms, roles, connections; on Kubernetes
+the permissions the run will use, asked with SelfSubjectAccessReview, and service control that names none
+of the database's own Services) and a
 read-only **preflight** (replication and tables present, senders as the topology needs, admin mode 0,
 DDL properties at default, same table definitions, the last-table trap, the pair not held by another
 run). **plan** shows the exact statements per server (its log, and its Rendered Templates tab); with `dry_run` (the default) the run ends there,
@@ -54,6 +56,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Label, Param, TriggerRule, task
 
+from altibase_ops.ddl.cluster import check_cluster
 from altibase_ops.ddl.operators import (
     DdlPlanOperator,
     VariantBranchOperator,
@@ -156,7 +159,8 @@ with DAG(
         "kubernetes_services": Param(None, type=["null", "object"], title="Client Services",
                                      section="Service control: kubernetes",
                                      description='Server name → the Service the application connects through, '
-                                                 'e.g. {"node1": "app-db"}.', **DRAFT7),
+                                                 'e.g. {"node1": "app-db"}: a Service of its own, never the one '
+                                                 'the Connections or the replication use (refused).', **DRAFT7),
         "kubernetes_deployments": Param(None, type=["null", "object"], title="Application Deployments",
                                         section="Service control: kubernetes",
                                         description='Server name → the Deployment to scale to 0 and back.', **DRAFT7),
@@ -244,6 +248,9 @@ with DAG(
         # each Connection must exist, name its backend and (local runner) have an iSQL client for it:
         # a typo or a missing client fails here, not mid-procedure
         check_connections(request)
+        # the cluster, before recover_leftovers or any step can change it: service control names no
+        # Service of the database's own
+        check_cluster(request, log)
 
     @task
     def recover_leftovers(**context) -> dict | None:

@@ -191,7 +191,8 @@ def test_kubernetes_target_applies_waits_and_runs_the_sql_through_the_services(c
     assert found["p6_start_replication[0]"] == "skipped"  # a single server: no replication, no proof
     assert {s for t, s in found.items() if t.startswith("p7_proof.")} == {"skipped"}
     writes = [(r.method, r.plural, r.body["metadata"]["name"]) for r in api.calls() if r.method != "GET"]
-    assert writes == [("POST", "services", "altibase-svc-node1"), ("POST", "deployments", "altibase-node1")]
+    assert writes == [("POST", "persistentvolumeclaims", "altibase-data-node1"),  # the form's storage: pvc
+                      ("POST", "services", "altibase-svc-node1"), ("POST", "deployments", "altibase-node1")]
     reads = [(r.plural, r.name) for r in api.calls("GET")]
     assert reads[0] == ("secrets", "altibase-sys-password")  # the Secret is checked before anything is made
     assert ("pods", None) in reads and ("deployments", "altibase-node1") in reads  # the readiness wait

@@ -91,3 +91,33 @@ def test_a_smuggled_statement_never_reaches_a_server(sim, monkeypatch, airflow_d
         assert query(sim, node, "SELECT COUNT(*) FROM SYS.T2") == [(3,)], node
         assert query(sim, node, "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'AIRFLOW_DDL_LOCK'") \
             == [(0,)], node  # no run of this DAG ever got as far as the lock
+
+
+def test_a_recover_run_whose_service_control_names_the_replications_service_stops_before_it_touches_anything(
+        sim, monkeypatch, airflow_db):
+    """validate_params refuses service control over a Service the database itself uses (node1's replication
+    sends to 'node2'), so recover_leftovers — which would restore traffic through it — never runs."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+    from kubernetes.client import ApiClient, Configuration
+
+    from tests.fakes.kubernetes_api import FakeApiServer
+
+    prepare(sim, monkeypatch, "active_active", load=False)
+    cluster = FakeApiServer()
+    for node in ("node1", "node2"):
+        cluster.put("services", {"metadata": {"name": node, "namespace": "db"},
+                                 "spec": {"selector": {"altibase.io/node": node}}})
+    client = ApiClient(Configuration(host="https://kubernetes.invalid"))
+    client.rest_client.pool_manager = cluster
+    monkeypatch.setattr(KubernetesHook, "get_conn", lambda hook: client)
+    dagrun = run_dag(conf(sim, "active_active", "rolling", recover=True, service_control={
+        "mode": "kubernetes", "namespace": "db", "services": {"node1": "node2", "node2": "node1"},
+        "endpoint_timeout_seconds": 2}))
+    states = task_states(dagrun)
+    assert states["validate_params"] == "failed" and states["recover_leftovers"] in ("upstream_failed", "skipped")
+    assert len(cluster.access_reviews) == 6  # asked for service control's permissions, then read the Services
+    assert [(r.method, r.name) for r in cluster.calls()][:2] == [("GET", "node2"), ("GET", "node1")]
+    assert {r.method for r in cluster.calls()} == {"GET"}  # the summary reads where traffic goes; no write
+    for node in ("node1", "node2"):
+        assert query(sim, node, "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = 'AIRFLOW_DDL_LOCK'") \
+            == [(0,)], node

@@ -186,6 +186,10 @@ def test_a_truncate_the_server_refused_is_recorded_as_failed_and_recover_runs_it
     assert str(run_dag(truncate).state) == "failed"
     assert rows() == {"node1": 0, "node2": 3}
     assert records() == {"node1": [("DONE",)], "node2": [("FAILED",)]}
+    # restore never replicated two contents: T1 stays out of the replication on both until recover
+    items = {n: sorted(r[0] for r in query(sim, n, "SELECT LOCAL_TABLE_NAME FROM SYSTEM_.SYS_REPL_ITEMS_"))
+             for n in ("node1", "node2")}
+    assert items == {"node1": ["T2"], "node2": ["T2"]}
     recovered = run_dag({**truncate, "recover": True})
     assert str(recovered.state) == "success", task_states(recovered)
     assert rows() == {"node1": 0, "node2": 0} and records() == {"node1": [("DONE",)], "node2": [("DONE",)]}

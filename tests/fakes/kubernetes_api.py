@@ -8,6 +8,11 @@ strategic merge patch of maps: keys it does not name stay), a JSON patch (RFC 69
 path that does not exist or a ``test`` that does not hold (so a stale resourceVersion is refused), a
 Deployment's ``scale`` subresource reads and writes its ``spec.replicas``, and EndpointSlices follow
 the Services' selectors over the stored pods' readiness.
+
+RBAC: by default the caller may do anything (a cluster-admin's kubeconfig). ``grant(namespace, rules)``
+gives it a Role instead (the rules as in a Role manifest): every request is then authorised against the
+Role as the API server's RBAC authoriser does (a 403 names the verb, resource and namespace), and a
+SelfSubjectAccessReview is answered from it.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 from kubernetes.client import ApiClient, AppsV1Api, Configuration, CoreV1Api, DiscoveryV1Api
 
 _PATH = re.compile(
-    r"/(?:api/v1|apis/apps/v1|apis/discovery\.k8s\.io/v1)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[a-z]+)"
+    r"/(?:api/v1|apis/(?P<group>apps|discovery\.k8s\.io)/v1)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[a-z]+)"
     r"(?:/(?P<name>[^/]+)(?:/(?P<sub>scale))?)?"
 )
+_ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+_VERBS = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
 
 
 @dataclass(frozen=True)
@@ -98,11 +105,28 @@ class FakeApiServer:
         self._failures: dict[tuple[str, str, str | None], tuple[int, str]] = {}
         self._patch_failure: tuple[int, int, str] | None = None
         self._version = 0
+        self.roles: dict[str, list[dict]] | None = None  # namespace -> Role rules; None: allowed everything
+        self.access_reviews: list[dict] = []  # the resourceAttributes of each SelfSubjectAccessReview
 
     # test helpers
     def put(self, plural: str, obj: dict) -> None:
         """Store an object as if created: every stored object has a resourceVersion."""
         self.objects[(plural, obj["metadata"]["namespace"], obj["metadata"]["name"])] = self._stamp(obj)
+
+    def grant(self, namespace: str, rules: list[dict]) -> None:
+        """From now on the caller holds only these Role rules in ``namespace`` (and nothing elsewhere)."""
+        self.roles = {**(self.roles or {}), namespace: rules}
+
+    def allowed(self, namespace: str, verb: str, group: str, resource: str, subresource: str = "") -> bool:
+        """RBAC's answer: a rule names the API group, the resource (``pods/exec`` for a subresource) and the
+        verb, or ``*`` for any of them."""
+        if self.roles is None:
+            return True
+        wanted = f"{resource}/{subresource}" if subresource else resource
+        return any(group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])
+                   for rule in self.roles.get(namespace, [])
+                   if (wanted in rule.get("resources", []) or "*" in rule.get("resources", []))
+                   and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])))
 
     def fail_once(self, method: str, plural: str, name: str | None, status: int, message: str) -> None:
         self._failures[(method, plural, name)] = (status, message)
@@ -120,14 +144,22 @@ class FakeApiServer:
     # the PoolManager interface the REST client calls
     def request(self, method, url, body=None, fields=None, headers=None, **_):
         parts = urlsplit(url)
+        payload = json.loads(body) if body else None
+        if parts.path == _ACCESS_REVIEW_PATH:
+            return self._access_review(method, payload)
         match = _PATH.fullmatch(parts.path)
         assert match, f"unexpected path {parts.path}"
         query = {k: v[0] for k, v in parse_qs(parts.query).items()} | dict(fields or ())
-        payload = json.loads(body) if body else None
         namespace, plural, name = match["namespace"], match["plural"], match["name"]
         self.requests.append(
             Request(method, plural, namespace, name, (headers or {}).get("Content-Type"), payload, query)
         )
+        verb = _VERBS.get(method) or ("get" if name else "list")
+        if not self.allowed(namespace, verb, match["group"] or "", plural, match["sub"] or ""):
+            resource = f"{plural}/{match['sub']}" if match["sub"] else plural
+            return self._status(403, f'{plural} "{name or ""}" is forbidden: User "airflow" cannot {verb} resource '
+                                     f'"{resource}" in API group "{match["group"] or ""}" in the namespace '
+                                     f'"{namespace}"')
         if failure := self._failures.pop((method, plural, name), None):
             return self._status(*failure)
         if method == "PATCH" and self._patch_failure is not None:
@@ -176,6 +208,15 @@ class FakeApiServer:
         if method == "DELETE":
             return _Response(200, self.objects.pop(key))
         raise AssertionError(f"unexpected {method} {url}")
+
+    def _access_review(self, method: str, payload: dict) -> _Response:
+        """authorization.k8s.io/v1 SelfSubjectAccessReview: may the caller do this? (created, never stored)"""
+        assert method == "POST" and payload["kind"] == "SelfSubjectAccessReview", (method, payload)
+        attributes = payload["spec"]["resourceAttributes"]
+        self.access_reviews.append(attributes)
+        allowed = self.allowed(attributes.get("namespace", ""), attributes["verb"], attributes.get("group", ""),
+                               attributes["resource"], attributes.get("subresource", ""))
+        return _Response(201, {**payload, "status": {"allowed": allowed, **({} if allowed else {"reason": "no rule"})}})
 
     def _scale(self, method: str, key: tuple[str, str, str], payload: dict | None, headers: dict) -> _Response:
         """A Deployment's scale subresource: autoscaling/v1 Scale over its spec.replicas."""

@@ -241,6 +241,39 @@ def test_isql_prints_a_failed_login_on_stdout_and_exits_255(sim):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 255
     assert "ERR-4102E" in out.stdout and out.stderr == ""
+    # a script's statements after a refused CONNECT meet iSQL's own "no connection" (dbcDiagnostic.cpp)
+    script = "CONNECT SYS/wrong;\nSELECT 1 FROM DUAL;\n"
+    out = subprocess.run([sys.executable, "-m", "altibase_sim.isql", "-s", "127.0.0.1", "-port", str(port),
+                          "/nolog", "-silent"], input=script, capture_output=True, text=True, timeout=60)
+    assert "ERR-4102E" in out.stdout and "[ERR-91020 : No Connection State]" in out.stdout, out.stdout
+
+
+def test_isql_prints_the_real_clients_row_count_lines_for_0_1_and_n_rows(sim):
+    # ut/isql/src/iSQLExecuteCommand.cpp PrintCount: "No rows <verb>." for 0, "1 row …", "N rows …"
+    port = sim.server("node1")["port"]
+    script = ("CREATE TABLE t9 (c1 INTEGER PRIMARY KEY, c2 INTEGER);\n"
+              "INSERT INTO t9 VALUES (1, 0);\nINSERT INTO t9 VALUES (2, 0);\nINSERT INTO t9 VALUES (3, 0);\n"
+              "UPDATE t9 SET c2 = 1 WHERE c1 = 9;\nUPDATE t9 SET c2 = 1 WHERE c1 = 1;\nUPDATE t9 SET c2 = 2;\n"
+              "DELETE FROM t9 WHERE c1 = 9;\nDELETE FROM t9 WHERE c1 = 1;\nDELETE FROM t9;\n"
+              "SELECT c1 FROM t9;\n")
+    out = subprocess.run([sys.executable, "-m", "altibase_sim.isql", "-s", "127.0.0.1", "-port", str(port),
+                          "-u", "SYS", "-p", "manager", "-silent"], input=script,
+                         capture_output=True, text=True, timeout=60)
+    assert [line for line in out.stdout.splitlines() if line.strip() and not line.startswith(("C1", "--"))] == [
+        "Create success.", "1 row inserted.", "1 row inserted.", "1 row inserted.",
+        "No rows updated.", "1 row updated.", "3 rows updated.",
+        "No rows deleted.", "1 row deleted.", "2 rows deleted.", "No rows selected."]
+
+
+def test_isqls_session_shows_the_real_clients_app_info(sim):
+    # ut/isql/src/iSQLExecuteCommand.cpp ConnectDB: APP_INFO = PRODUCT_PREFIX"isql" ("" for Altibase)
+    port = sim.server("node1")["port"]
+    out = subprocess.run([sys.executable, "-m", "altibase_sim.isql", "-s", "127.0.0.1", "-port", str(port),
+                          "-u", "SYS", "-p", "manager", "-silent"],
+                         input="SELECT CLIENT_APP_INFO FROM V$SESSION WHERE ID = SESSION_ID();\n",
+                         capture_output=True, text=True, timeout=60)
+    assert [line.strip() for line in out.stdout.splitlines()][:4] == ["CLIENT_APP_INFO", "-" * 15, "isql",
+                                                                      "1 row selected."]
 
 
 @pytest.mark.parametrize("statement, code", [
@@ -251,3 +284,22 @@ def test_isql_prints_a_failed_login_on_stdout_and_exits_255(sim):
 def test_ddl_on_a_replicated_table_is_refused_as_the_server_does(engine, statement, code):
     seed_pair(engine)
     assert code_of(engine, "node1", statement) == code
+
+
+def test_a_unique_constraint_is_a_key_constraint_its_columns_cannot_be_dropped_one_by_one(engine):
+    """qdbAlter.cpp validateDropCol checks every unique key (PRIMARY KEY and UNIQUE alike): a column of a
+    multi-column one is ERR-31321; SYS_CONSTRAINTS_ lists it as type 2 with its index; DROP INDEX of that
+    index is ERR-3119E; a single-column UNIQUE goes with its column."""
+    run(engine, "node1", "CREATE TABLE t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER, c3 INTEGER, c4 INTEGER, "
+                         "UNIQUE (c2, c3), CONSTRAINT t1_u4 UNIQUE (c4))")
+    assert code_of(engine, "node1", "ALTER TABLE t1 DROP COLUMN c3") == "31321"
+    kinds = query(engine, "node1", "SELECT k.CONSTRAINT_TYPE, k.COLUMN_CNT, i.INDEX_NAME FROM SYSTEM_.SYS_CONSTRAINTS_ k, "
+                                   "SYSTEM_.SYS_INDICES_ i WHERE k.INDEX_ID = i.INDEX_ID ORDER BY k.COLUMN_CNT DESC")
+    assert [(t, n) for t, n, _ in kinds] == [(2, 2), (3, 1), (2, 1)]
+    assert code_of(engine, "node1", f'DROP INDEX "{kinds[0][2]}"') == "3119E"
+    run(engine, "node1", "INSERT INTO t1 VALUES (1, 1, NULL, 1)")
+    assert code_of(engine, "node1", "INSERT INTO t1 VALUES (2, 1, NULL, 2)") == "11058"  # NULL equals NULL
+    run(engine, "node1", "ALTER TABLE t1 DROP COLUMN c4")
+    assert [t for t, _, _ in query(engine, "node1", "SELECT k.CONSTRAINT_TYPE, k.COLUMN_CNT, i.INDEX_NAME FROM "
+                                   "SYSTEM_.SYS_CONSTRAINTS_ k, SYSTEM_.SYS_INDICES_ i WHERE k.INDEX_ID = i.INDEX_ID")] \
+        == [3, 2]

@@ -126,3 +126,15 @@ def test_a_definition_change_under_a_running_replication_stops_shipping_without_
     time.sleep(0.2)
     assert count(engine, "node2") == 0
     assert query(engine, "node1", "SELECT STATUS, NET_ERROR_FLAG FROM V$REPSENDER") == [(2, 1)]
+
+
+def test_a_replicated_row_whose_unique_key_with_a_null_is_taken_on_the_receiver_is_a_conflict_not_a_second_row(engine):
+    # the receiver compares keys as the server does (NULL equals NULL): (1, NULL) twice is a conflict there
+    for me, peer in (("node1", "node2"), ("node2", "node1")):
+        run(engine, me, "CREATE TABLE T5 (C1 INTEGER PRIMARY KEY, C2 INTEGER, C3 INTEGER, UNIQUE (C2, C3))",
+            f"CREATE REPLICATION R5 WITH '{peer}', 20301 FROM SYS.T5 TO SYS.T5")
+    run(engine, "node2", "INSERT INTO T5 VALUES (5, 1, NULL)")  # node2 sends nothing: there only
+    run(engine, "node1", "ALTER REPLICATION R5 START", "INSERT INTO T5 VALUES (6, 1, NULL)",
+        "INSERT INTO T5 VALUES (7, 2, NULL)", "ALTER REPLICATION R5 FLUSH WAIT 10")
+    assert query(engine, "node2", "SELECT C1 FROM T5 ORDER BY C1") == [(5,), (7,)]
+    assert query(engine, "node2", "SELECT INSERT_FAILURE_COUNT FROM V$REPRECEIVER WHERE REP_NAME = 'R5'") == [(1,)]

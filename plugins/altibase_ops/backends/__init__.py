@@ -15,6 +15,7 @@ runner starts for that server (the real one for ``odbc``, ``isql-sim`` for ``sim
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 
 from airflow.sdk import BaseHook, Connection
@@ -23,6 +24,22 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from altibase_ops.exceptions import BackendNotConfiguredError
 
 BACKENDS = ("odbc", "simulator")
+# V$SESSION.CLIENT_APP_INFO holds at most 128 bytes (MMC_APPINFO_MAX_LEN, src/mm/include/mmcSession.h);
+# the driver refuses a longer APP_INFO (src/ul/uln/ulnConnAttribute.c, ULN_CONN_ATTR_APP_INFO: 1..128).
+APP_INFO_MAX_BYTES = 128
+
+
+def app_info(client_info: str) -> str:
+    """What a session reports as V$SESSION.CLIENT_APP_INFO for ``client_info``, the same on every backend.
+
+    The ODBC driver sends APP_INFO to the server as the connection string gives it, delimiters included
+    (ulnConnStrParse keeps the quotes of a "…" value; the server stores the bytes, mmtCmsConnection.cpp),
+    so the value must be written bare: no ';' (it ends the value), no edge whitespace (trimmed), no
+    leading '"', '(' or '[' (they open a delimited value). It is a label, not data: such characters are
+    replaced, and a long one is cut to 128 bytes, rather than refusing the login. "" sends none.
+    """
+    text = re.sub(r'^[\s"(\[]+', "", client_info.replace(";", ",").replace("\0", ""))
+    return text.encode()[:APP_INFO_MAX_BYTES].decode(errors="ignore").rstrip()
 
 
 def backend_name(conn: Connection) -> str:

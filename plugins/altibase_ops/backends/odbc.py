@@ -80,8 +80,11 @@ def user_value(user: str) -> str:
     return f'"{user}"'
 
 
-def odbc_connection_string(conn: Connection, *, user: str, sysdba: bool, masked: bool = False) -> str:
-    """The Altibase ODBC connection string for ``conn``; ``masked=True`` hides the password (for logs)."""
+def odbc_connection_string(conn: Connection, *, user: str, sysdba: bool, masked: bool = False,
+                           app_info: str = "") -> str:
+    """The Altibase ODBC connection string for ``conn``; ``masked=True`` hides the password (for logs).
+    ``app_info`` (``backends.app_info``: bare-safe, at most 128 bytes) is what V$SESSION.CLIENT_APP_INFO
+    shows for the session."""
     extra = conn.extra_dejson
     driver = extra.get("driver")
     if not driver:
@@ -101,6 +104,9 @@ def odbc_connection_string(conn: Connection, *, user: str, sysdba: bool, masked:
         parts.append(f"NLS_USE={bare_value('nls_use', str(extra['nls_use']))}")
     if extra.get("login_timeout"):
         parts.append(f"LOGIN_TIMEOUT={int(extra['login_timeout'])}")
+    if app_info:
+        # the driver's keyword (ulnConnAttribute.c); it sends the value before the login is checked
+        parts.append(f"APP_INFO={bare_value('APP_INFO', app_info)}")
     if sysdba:
         parts.append("PRIVILEGE=SYSDBA")
     return ";".join(parts)
@@ -131,10 +137,11 @@ def connect(conn: Connection, *, user: str, sysdba: bool, client_info: str, logi
     # Imported here only: pyodbc needs unixODBC, which the simulator backend does not.
     import pyodbc
 
-    log.info("Connecting with ODBC: %s", odbc_connection_string(conn, user=user, sysdba=sysdba, masked=True))
+    log.info("Connecting with ODBC: %s",
+             odbc_connection_string(conn, user=user, sysdba=sysdba, masked=True, app_info=client_info))
     try:
-        return pyodbc.connect(odbc_connection_string(conn, user=user, sysdba=sysdba), autocommit=True,
-                              timeout=int(login_timeout))
+        return pyodbc.connect(odbc_connection_string(conn, user=user, sysdba=sysdba, app_info=client_info),
+                              autocommit=True, timeout=int(login_timeout))
     except pyodbc.Error as exc:
         code, message = parse_odbc_error(exc)
         # "from None": the pyodbc error's frames hold the connection string with the password; a

@@ -12,8 +12,8 @@ ADD COLUMN ... NOT NULL without a DEFAULT,           ERR-3104A (qdn.cpp: a full 
   table with rows
 ADD COLUMN of a column that is there                 ERR-31182 / 31022 (a duplicate column name)
 DROP COLUMN of the table's last column               ERR-31026 (qdbAlter.cpp validateDropCol)
-DROP COLUMN of a column in a multi-column            ERR-31321 (validateDropCol, BUG-22255)
-  PRIMARY KEY
+DROP COLUMN of a column in a multi-column            ERR-31321 (validateDropCol, BUG-22255: every
+  PRIMARY KEY or UNIQUE constraint                   unique key of the table)
 DROP COLUMN of a single-column PRIMARY KEY           succeeds, and the key goes with it
                                                      (qdbCommon.cpp createConstraintFromInfo); O7's
                                                      ADD TABLE then fails, ERR-61113: the column's
@@ -141,9 +141,12 @@ def _judge(stmt: DdlStatement, table: _Table, index_owner: dict[str, str], notes
             return []  # missing_targets judges it, with this request's records
         if len(table.columns) == 1:
             return [f"{stmt.column} is the last column of {stmt.table} (Altibase refuses: ERR-31026)"]
-        if stmt.column in table.primary_key and len(table.primary_key) > 1:
-            return [f"{stmt.column} is part of the PRIMARY KEY ({', '.join(table.primary_key)}) of {stmt.table} "
-                    "(Altibase refuses: ERR-31321)"]
+        multi = [(n, k) for n, k in table.indexes.items()
+                 if k.constraint in ("PRIMARY KEY", "UNIQUE") and stmt.column in k.columns and len(k.columns) > 1]
+        if multi:
+            key = multi[0][1]
+            return [f"{stmt.column} is part of the {key.constraint} ({', '.join(key.columns)}) of {stmt.table} "
+                    "(Altibase refuses to drop a column of a multi-column key constraint: ERR-31321)"]
         if stmt.column in table.primary_key:
             return [f"{stmt.column} is the PRIMARY KEY of {stmt.table}: Altibase drops the key with the column, "
                     "and then refuses to add the table back to the replication (a replicated table must have a "

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from altibase_ops.backends import connection_problems, server_address
 from altibase_ops.ddl.predict import missing_targets, needs_row_counts, predict, unique_keys_to_check
-from altibase_ops.ddl.records import LOCK_TABLE, locked_message, ran_earlier, request_key
+from altibase_ops.ddl.records import LOCK_TABLE, is_this_request, locked_message, ran_earlier
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.ddl.state import CLIENT_INFO, DEFAULT_PROPERTIES, ddl_progress, read_all, when_free
 from altibase_ops.ddl.statements import DefinitionConflictError
@@ -20,6 +20,7 @@ from altibase_ops.ddl.verify import (
     compare_table_data,
     differing_parts,
     first_differing_keys,
+    shown_value,
 )
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
@@ -84,33 +85,50 @@ def duplicate_key_problems(request: DdlRequest, server: str, state: ServerState)
             found = session.dicts(sql)
         if found:
             sharing = found[0].pop("ROWS_SHARING_THE_KEY")
-            key = ", ".join(f"{c}={v!r}" for c, v in found[0].items())
+            key = ", ".join(f"{c}={shown_value(v)}" for c, v in found[0].items())
             problems.append(f"{server}: {stmt.text!r}: {sharing} rows of {stmt.table} share the key ({key}); Altibase "
                             "refuses to build the unique index (ERR-11058). Make the keys unique on both servers "
                             "first, or create a non-unique index")
     return problems, [f"{server}: {n}" for n in notes]
 
 
+def _sessions(request: DdlRequest) -> dict[str, int]:
+    """Each server's sessions other than this one, read now (no table read)."""
+    return {name: state.other_sessions for name, state in read_all(request, tables=[]).items()}
+
+
 def data_check(request: DdlRequest, states: dict[str, ServerState]) -> tuple[list[str], list[str]]:
-    """(problems, notes): are the tables' data the same on both servers before the outage? Each sender's
-    gap flushed, then each table's fingerprint (``verify.compare_table_data``: one scan per table and
-    server). A difference is a problem only while nothing writes (no other session on either server):
-    under live load two servers are never read at the same instant, so it is a note, and can_stop's O9
-    compares again with the service stopped."""
-    quiet = all(not s.other_sessions for s in states.values())
+    """(problems, notes): are the tables' data the same on both servers before the outage? Only while
+    nothing writes — no other session on either server, before and after the reads: under live load two
+    servers are never read at the same instant, so nothing is scanned and a note says so (can_stop's O9
+    compares with the service stopped). Then each sender's gap is flushed and each table's fingerprint read
+    (``verify.compare_table_data``: one scan per table and server), for tables of at most
+    ``scan_max_rows`` rows (a row count first, the cheapest read). A difference is a problem naming the
+    table, the parts that differ and the first differing keys."""
+    busy = {n: s.other_sessions for n, s in states.items() if s.other_sessions}
+    later = "; O9 compares them with the service stopped" if request.service_mode == "can_stop" else ""
+    if busy:
+        return [], [f"the tables' data were not compared before the outage: the application is connected "
+                    f"(sessions on {', '.join(f'{n}: {c}' for n, c in busy.items())}), so the two servers are never "
+                    f"read at the same instant{later}"]
+    counts = read_all(request, count_rows=True, fingerprint=False)
+    large = sorted({t for s in counts.values() for t, rows in s.row_counts.items() if rows > request.scan_max_rows})
+    notes = [f"{t}: not compared before the outage, more than scan_max_rows ({request.scan_max_rows}) rows{later}"
+             for t in large]
+    tables = [t for t in request.tables if t not in large]
+    if not tables:
+        return [], notes
     try:
-        compared, equal = compare_table_data(request, attempts=3 if quiet else 1)
+        compared, equal = compare_table_data(request, attempts=3, tables=tables)
     except AirflowException as exc:  # FLUSH WAIT timed out: the gap does not drain
-        return [], [f"the tables' data were not compared: the replication gap did not drain ({exc})"]
+        return [], notes + [f"the tables' data were not compared: the replication gap did not drain ({exc})"]
     if equal:
-        return [], ["the tables' data are the same on both servers (row counts, sums and key-weighted sums: "
-                    + ", ".join(f"{t} {int(next(iter(p.values()))['ROW_COUNT'])} rows" for t, p in compared.items())
-                    + ")"]
-    if not quiet:
-        return [], ["the tables' data were not compared exactly: the application writes (sessions on "
-                    + ", ".join(f"{n}: {s.other_sessions}" for n, s in states.items()) + "), so the two servers are "
-                    "never read at the same instant" + ("; O9 compares them with the service stopped"
-                                                        if request.service_mode == "can_stop" else "")]
+        return [], notes + [f"{t}: the same on both servers ({int(next(iter(p.values()))['ROW_COUNT'])} rows; "
+                            f"{weighed_columns(p)})" for t, p in compared.items()]
+    busy = {n: c for n, c in _sessions(request).items() if c}
+    if busy:  # someone connected while the tables were read: the difference proves nothing
+        return [], notes + [f"the tables' data were not compared exactly: sessions opened meanwhile on "
+                            f"{', '.join(busy)}{later}"]
     problems = []
     for table, prints in compared.items():
         parts = differing_parts(prints)
@@ -122,7 +140,15 @@ def data_check(request: DdlRequest, states: dict[str, ServerState]) -> tuple[lis
         problems.append(f"{table}: its data differ between the servers while nothing writes ({', '.join(parts)} "
                         f"differ; {where}). The pair is diverged before the run: the DDL would carry the difference "
                         "on. Find out which server is right and make the other equal first")
-    return problems, []
+    return problems, notes
+
+
+def weighed_columns(prints: dict[str, dict[str, Any]]) -> str:
+    """What a table's fingerprints compared, in a note's words: the columns whose moves between rows it sees."""
+    weighed = sorted({k[2:] for p in prints.values() for k in p if k.startswith("W_")})
+    return (f"row count, sums, and values moved between rows in {', '.join(weighed)}" if weighed else
+            "row count and sums only: no key-weighted sums for this table (its key or columns are of types they "
+            "do not read)")
 
 
 def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str, Any]:
@@ -138,7 +164,6 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
     except AirflowException as exc:
         raise PreflightError(f"a server is not reachable: {exc}; nothing was changed") from None
     senders_needed = request.senders
-    key = request_key(request)
 
     first, second = (states[s.name] for s in request.servers)
     if (first.db_signature, first.startup_time) == (second.db_signature, second.startup_time):
@@ -152,7 +177,7 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
             problems.append(f"{server.name}: replication {request.replication_name} does not exist")
             continue
         lock = state.lock
-        ours = lock is not None and lock.request_key == key
+        ours = lock is not None and is_this_request(lock.request_key, lock.run_id, request)
         if lock is not None and not ours:
             problems.append(f"{server.name}: another request: " + locked_message(request, server.name, lock, run_state))
         elif ours and not request.recover:
@@ -235,7 +260,8 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
                     problems += found
                     notes += unchecked
         resuming = len(set(progress.values())) > 1
-        if resuming and not any(s.lock is not None and s.lock.request_key == key for s in states.values()):
+        if resuming and not any(s.lock is not None and is_this_request(s.lock.request_key, s.lock.run_id, request)
+                                for s in states.values()):
             problems.append(f"the DDL is applied on {[n for n, p in progress.items() if p == 'after']} but not on "
                             f"{[n for n, p in progress.items() if p == 'before']}, and no run of this request holds "
                             f"the pair (no lock row in {LOCK_TABLE}): someone else changed one server. Make the "

@@ -121,6 +121,22 @@ def request_key(request: DdlRequest) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
+def _legacy_key(request: DdlRequest) -> str:
+    body = json.dumps([request.replication_name, sorted(request.tables), [d.text for d in request.ddl]])
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def is_this_request(key: str, run_id: str, request: DdlRequest) -> bool:
+    """Whether a lock or record (its request key, the run that wrote it) is this request's. Before a change
+    id was part of the key, a maintenance run's lock and records carried the key of its statements alone;
+    they are still this change's when the run that wrote them names it (``maintenance__<pair>__<change
+    id>__…``), so its retry takes the lock over and never runs its TRUNCATE twice — while the same
+    statements under a new change id are a new request."""
+    if key == request_key(request):
+        return True
+    return bool(request.change_id) and key == _legacy_key(request) and f"__{request.change_id}__" in run_id
+
+
 def ran_earlier(request: DdlRequest, states: dict[str, Any]) -> list[str]:
     """For each statement only this tool's records show applied (TRUNCATE): where, in which run and when
     it ran — what a "nothing to do" has to say about it."""
@@ -225,11 +241,12 @@ def take_lock(request: DdlRequest, run_id: str, holder: str, log: Any, run_state
                     taken[server.name] = "already held by this run"
                 else:
                     alive, why = holder_liveness(current, run_state)
-                    if alive or current.request_key != key or not request.recover:
+                    if alive or not is_this_request(current.request_key, current.run_id, request) \
+                            or not request.recover:
                         raise PairLockedError(locked_message(request, server.name, current, run_state))
                     cursor = session.execute(render_sql("records/take_over_lock.sql"),
-                                             (run_id, holder, now, *lease, request.replication_name, key,
-                                              current.run_id))
+                                             (run_id, holder, now, *lease, request.replication_name,
+                                              current.request_key, current.run_id))
                     if getattr(cursor, "rowcount", 1) == 0:  # taken meanwhile by another recover run
                         raise PairLockedError(locked_message(request, server.name,
                                                              read_lock(session, request.replication_name), run_state))
@@ -256,7 +273,7 @@ def locked_message(request: DdlRequest, server: str, current: Lock | None, run_s
     if current is None:
         return f"replication {request.replication_name} on {server} is held by another run; nothing was changed."
     alive, why = holder_liveness(current, run_state)
-    same = current.request_key == request_key(request)
+    same = is_this_request(current.request_key, current.run_id, request)
     if alive:
         what = (f"That run is alive ({why}): wait for it to end; nothing can take its lock while it lives "
                 "(recover=true included). If it is stuck, stop it in its Airflow: once it is over, its own "
@@ -266,7 +283,8 @@ def locked_message(request: DdlRequest, server: str, current: Lock | None, run_s
                 "takes the lock over and finishes the job.")
     else:
         what = (f"That run is over ({why}) but it is another request: trigger that request (its tables and DDL) "
-                "again with recover=true to finish it, or finish or undo its DDL by hand and delete its row: "
+                "— and its change_id, if a maintenance run began it — again with recover=true to finish it, or finish or undo "
+                "its DDL by hand and delete its row: "
                 f"DELETE FROM {LOCK_TABLE} WHERE REPLICATION_NAME = '{request.replication_name}' (on both servers).")
     return f"replication {request.replication_name} on {server} is held by {current.describe()}; nothing was changed. " + what
 
@@ -310,8 +328,13 @@ def applied_records(session: Any, request: DdlRequest) -> dict[int, tuple[str, s
     server."""
     if not tables_exist(session):
         return {}
-    return {int(r["STATEMENT_NO"]): (str(r["STATE"]).strip(), str(r["RUN_ID"]).strip(), int(r["AT_TIME"]))
-            for r in session.dicts(render_sql("records/read_applied.sql"), (request_key(request),))}
+    found: dict[int, tuple[str, str, int]] = {}
+    keys = [_legacy_key(request), request_key(request)] if request.change_id else [request_key(request)]
+    for key in keys:  # this version's rows win over an earlier version's
+        for r in session.dicts(render_sql("records/read_applied.sql"), (key,)):
+            if is_this_request(key, str(r["RUN_ID"]).strip(), request):
+                found[int(r["STATEMENT_NO"])] = (str(r["STATE"]).strip(), str(r["RUN_ID"]).strip(), int(r["AT_TIME"]))
+    return found
 
 
 def record(server: Server, request: DdlRequest, numbers: list[int], state: str, run_id: str) -> None:

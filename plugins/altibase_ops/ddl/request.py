@@ -256,6 +256,12 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
             raise InvalidRequestError(f"ddl[{i}]: {exc}") from None
         if stmt.table is not None and stmt.table not in tables:
             raise InvalidRequestError(f"ddl[{i}]: {stmt.table} is not one of the listed tables {tables}")
+        if stmt.kind == "truncate" and service_mode == "rolling":
+            # the servers turn one after the other while the application writes: rows that reach the second
+            # server after the first emptied its table survive there, and the pair ends with two contents
+            raise InvalidRequestError(f"ddl[{i}]: TRUNCATE cannot run rolling (the other server keeps taking "
+                                      "writes between the turns, so the two servers end with different rows); "
+                                      "use service_mode can_stop")
         ddl.append(stmt)
 
     control = params.get("service_control") or {"mode": "manual"}  # empty: a person is asked

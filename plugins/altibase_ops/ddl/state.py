@@ -50,11 +50,13 @@ class MissingTableError(InvalidDdlError):
     """A listed table is not on a server."""
 
 
-def read_all(request: DdlRequest, count_rows: bool = False) -> dict[str, ServerState]:
-    """Every server's state, with what this tool recorded there (the pair's lock, the DDL's records)."""
+def read_all(request: DdlRequest, count_rows: bool = False, fingerprint: bool = True,
+             tables: list[str] | None = None) -> dict[str, ServerState]:
+    """Every server's state, with what this tool recorded there (the pair's lock, the DDL's records);
+    ``count_rows`` / ``fingerprint`` as ``read_state``; ``tables``: a part of the listed tables."""
     def read(conn_id: str) -> ServerState:
-        state = read_state(conn_id, request.replication_name, request.tables, count_rows=count_rows,
-                           client_info=CLIENT_INFO)
+        state = read_state(conn_id, request.replication_name, request.tables if tables is None else tables,
+                           count_rows=count_rows, fingerprint=fingerprint, client_info=CLIENT_INFO)
         read_records(conn_id, request, state)
         return state
 
@@ -77,10 +79,12 @@ def ddl_progress(request: DdlRequest, states: dict[str, ServerState], table: str
     """Per server: 'before' (no statement applied), 'after' (all applied) or 'partial' — over every
     statement, or over ``table``'s only."""
     progress = {}
+    # a DROP INDEX that ran on one server names no table there any more: its table is the peer's
+    owners = {index: owner for state in states.values() for index, owner in state.index_tables.items()}
     for name, state in states.items():
         flags = []
         for number, stmt in enumerate(resolve_tables(request.ddl, state)):
-            if table is not None and stmt.table != table:
+            if table is not None and (stmt.table or owners.get(stmt.index or "")) != table:
                 continue
             applied = applied_on(name, stmt, state)
             if applied is None:  # the catalog cannot show it (TRUNCATE): this tool's record decides

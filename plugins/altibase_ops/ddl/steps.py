@@ -217,8 +217,11 @@ def run_ddl_step(step: Step, request: DdlRequest, script: StepScript, run_id: st
     return value
 
 
-# Codes of the client library (section 5, src/ul): the link or the login broke, not the server's answer.
-_CLIENT_SECTION = "5"
+# The sections (first hex digit of a code, the message files' SECTION) of the server's own modules: ID,
+# SM, MT, QP, MM, RP. Every other code is a client's — the ODBC library (5, src/ul), the communication
+# layer (7, src/cm), iSQL itself (9, ut/msg: ERR-91015 "Communication failure." when the link broke) —
+# and says nothing about whether the server ran the statement.
+_SERVER_SECTIONS = frozenset("012346")
 
 
 def statement_outcomes(script: StepScript, results: list[StatementResult]) -> dict[int, str]:
@@ -231,7 +234,7 @@ def statement_outcomes(script: StepScript, results: list[StatementResult]) -> di
             break  # the client's results and the script part ways: nothing more is known
         if result.status == "ok" or result.accepted:
             outcomes[number] = "DONE"
-        elif result.code and not result.code.startswith(_CLIENT_SECTION):
+        elif result.code and result.code[0] in _SERVER_SECTIONS:
             outcomes[number] = "FAILED"  # the server refused it and said so: a failed DDL applies nothing
         else:
             break

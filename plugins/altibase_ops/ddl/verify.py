@@ -68,19 +68,22 @@ def post_checks(request: DdlRequest, log: Any, attempts: int = 20) -> dict[str, 
     return {"row_counts": counts, "row_count_verdict": verdict, "servers": {n: s.summary() for n, s in states.items()}}
 
 
-def compare_table_data(request: DdlRequest, attempts: int = 20) -> tuple[dict[str, dict[str, Any]], bool]:
+def compare_table_data(request: DdlRequest, attempts: int = 20,
+                       tables: list[str] | None = None) -> tuple[dict[str, dict[str, Any]], bool]:
     """FLUSH WAIT every running sender (its success is the evidence of gap 0: it fails with ERR-61075
     when the gap does not drain), then read each table's fingerprint on every server — row count, the
     sums of its exact-numeric columns and the key-weighted sums that see values moved between rows,
     computed on the server in one scan (``checks/table_fingerprint.sql``) — and compare them over the
     columns every server has; repeat until equal (bounded). Returns ({table: {server: fingerprint}},
-    equal). Row counts alone would call 5 and 5 rows with different keys equal."""
+    equal). Row counts alone would call 5 and 5 rows with different keys equal. ``tables``: a part of the
+    listed tables."""
     data: dict[str, dict[str, Any]] = {}
-    states = read_all(request)
+    compared = request.tables if tables is None else tables
+    states = read_all(request, tables=[])
     for _attempt in range(attempts):
         _flush_senders(request, states)
-        states = read_all(request, count_rows=True)
-        data = {t: {n: s.fingerprints[t] for n, s in states.items()} for t in request.tables}
+        states = read_all(request, count_rows=True, tables=compared)
+        data = {t: {n: s.fingerprints[t] for n, s in states.items()} for t in compared}
         if all(_same(prints) for prints in data.values()):
             return data, True
         time.sleep(0.2)
@@ -112,9 +115,21 @@ def first_differing_keys(request: DdlRequest, table: str, states: dict[str, Serv
         with when_free(AltibaseHook(altibase_conn_id=server.conn_id, sysdba=True, client_info=CLIENT_INFO)) as session:
             found = session.dicts(render_sql("checks/read_table_rows.sql", table=table, columns=shared))
         rows.append({tuple(r[c] for c in key): r for r in found})
-    keys = sorted(set(rows[0]) | set(rows[1]), key=repr)
-    differing = [k for k in keys if rows[0].get(k) != rows[1].get(k)]
-    return [", ".join(f"{c}={v!r}" for c, v in zip(key, k, strict=True)) for k in differing[:limit]]
+    differing = [k for k in set(rows[0]) | set(rows[1]) if rows[0].get(k) != rows[1].get(k)]
+    try:
+        differing.sort()  # key order (both servers' values are of the key's types)
+    except TypeError:
+        differing.sort(key=repr)
+    return [", ".join(f"{c}={shown_value(v)}" for c, v in zip(key, k, strict=True)) for k in differing[:limit]]
+
+
+def shown_value(value: Any) -> str:
+    """A value as a DBA writes it in SQL: numbers bare, text quoted, NULL."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
 
 
 def _same(prints: dict[str, dict[str, Any]]) -> bool:

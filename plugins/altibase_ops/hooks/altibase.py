@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook, Connection
 
-from altibase_ops.backends import backend_module, database_error
+from altibase_ops.backends import app_info, backend_module, database_error
 from altibase_ops.exceptions import AltibaseServerError
 
 DEFAULT_PORT = 20300
@@ -93,8 +93,9 @@ class AltibaseHook(BaseHook):
     :param altibase_conn_id: the Airflow Connection (type ``altibase``, with a ``backend`` extra).
     :param sysdba: log in with SYSDBA privilege (the only login allowed while ADMIN_MODE = 1; a server
         accepts one SYSDBA session at a time, so close it as soon as the work is done).
-    :param client_info: shown in V$SESSION.CLIENT_APP_INFO (simulator backend), so an operator can
-        tell the automation's sessions from the application's.
+    :param client_info: shown in V$SESSION.CLIENT_APP_INFO (the ODBC driver's APP_INFO), so an operator
+        can tell the automation's sessions from the application's; cut to what the driver can carry
+        (``backends.app_info``), the same on every backend.
     :param login_timeout: seconds to wait for the login.
     """
 
@@ -124,7 +125,7 @@ class AltibaseHook(BaseHook):
     def _connect(self, conn: Connection) -> Any:
         user = conn.login or DEFAULT_USER
         return backend_module(conn).connect(
-            conn, user=user, sysdba=self.sysdba, client_info=self.client_info, login_timeout=self.login_timeout,
+            conn, user=user, sysdba=self.sysdba, client_info=app_info(self.client_info), login_timeout=self.login_timeout,
             server=server_name(conn), action=f"login as {user}{' with SYSDBA' if self.sysdba else ''}",
             log=self.log)
 

@@ -9,10 +9,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from altibase_ops import kube_access
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.provision.kube_apply import kubernetes_apis, remaining_objects
-from altibase_ops.provision.manifests import peer_node, service_fqdn, service_name
+from altibase_ops.provision.manifests import (
+    client_service_name,
+    node_pod_labels,
+    peer_node,
+    service_fqdn,
+    service_name,
+)
 from altibase_ops.provision.request import CLIENT_INFO, ProvisionError, ProvisionRequest, is_service_address
 from altibase_ops.provision.simulator_target import simulator_remaining
 from altibase_ops.provision.sql import render_proof_sql, render_teardown_sql
@@ -161,6 +168,11 @@ def verify_provisioned(request: ProvisionRequest, log: Any, *, timeout: float, i
         pair = {"name": spec.name, "replication_name": identifier(spec.replication_name),
                 "servers": [{"name": node, "conn_id": request.conn_ids[node], "role": spec.role(node)}
                             for node in spec.nodes]}
+        if spec.client_services and request.target == "kubernetes":
+            pair["service_control"] = {"mode": "kubernetes", "namespace": spec.namespace,
+                                       "services": {node: client_service_name(spec, node) for node in spec.nodes},
+                                       "server_selectors": {node: node_pod_labels(spec, node)
+                                                            for node in spec.nodes}}
         summary["pair"] = pair
         log.info("hand it to the DDL DAG (servers, topology %s, replication_name) or add it to ALTIBASE_PAIRS: %s",
                  "active_standby" if spec.replication_roles == "active_standby" else "active_active",
@@ -186,6 +198,11 @@ def plan_teardown(request: ProvisionRequest, log: Any) -> dict[str, Any]:
     DROP of the replication if it has one; a node that does not answer is skipped only when nothing of
     the instance is left, because dropping the workloads first would leave its replication behind."""
     spec = request.spec
+    if request.target == "kubernetes":  # every permission of the run, before the first read of the cluster
+        needs = kube_access.teardown(delete_data=request.delete_data, runner=request.runner)
+        if problems := kube_access.access_problems(request.kubernetes_conn_id, {spec.namespace: needs},
+                                                    "altibase_teardown"):
+            raise ProvisionError("teardown cannot start; nothing was changed:\n  - " + "\n  - ".join(problems))
     objects = instance_remaining(request)
     sql = {s.step: s.sql for s in render_teardown_sql(spec)}
     nodes, problems, notes = [], [], []

@@ -32,6 +32,7 @@ LABEL_TOPOLOGY = "altibase.io/topology"
 STATEFULSET_POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 APP_NAME = "altibase"
 COMPONENT = "database"
+CLIENT_COMPONENT = "client"
 MANAGED_BY = "altibase-airflow-ops"
 # --- names and selectors ------------------------------------------------------------------------
 
@@ -55,6 +56,11 @@ def pod_name(spec: ProvisionSpec, node: str) -> str | None:
 def service_name(spec: ProvisionSpec, node: str) -> str:
     """The per-node ClusterIP Service: what clients, iSQL and the peer's replication connect to."""
     return f"{spec.name}-svc-{node}"
+
+
+def client_service_name(spec: ProvisionSpec, node: str) -> str:
+    """The application's own Service for a node (``client_services``): the one service control steers."""
+    return f"{spec.name}-client-{node}"
 
 
 def service_fqdn(spec: ProvisionSpec, node: str) -> str:
@@ -90,6 +96,11 @@ def instance_selector(name: str) -> str:
 def node_pod_selector(spec: ProvisionSpec, node: str) -> str:
     """Label selector of the pod(s) serving one node."""
     return _selector_string(_node_pod_match_labels(spec, node))
+
+
+def node_pod_labels(spec: ProvisionSpec, node: str) -> dict[str, str]:
+    """The labels that select one node's pod(s) (a Service's selector, service control's server_selectors)."""
+    return _node_pod_match_labels(spec, node)
 
 
 def _selector_string(labels: Mapping[str, str]) -> str:
@@ -136,6 +147,8 @@ def render_manifests(spec: ProvisionSpec) -> list[dict[str, Any]]:
     if isinstance(spec.storage, PvcStorage) and spec.workload != "statefulset":
         claims = [_claim(spec, node) for node in spec.nodes]
     services = [_node_service(spec, node) for node in spec.nodes]
+    if spec.client_services:
+        services += [_client_service(spec, node) for node in spec.nodes]
     if spec.workload == "statefulset":
         return claims + [_headless_service(spec), *services, _stateful_set(spec)]
     if spec.workload == "pod":
@@ -185,6 +198,20 @@ def _node_service(spec: ProvisionSpec, node: str) -> dict[str, Any]:
             "selector": _node_pod_match_labels(spec, node),
             "ports": _service_ports(spec),
         },
+    }
+
+
+def _client_service(spec: ProvisionSpec, node: str) -> dict[str, Any]:
+    # the SQL port only, and component "client": service control refuses the database's own Services
+    # (service/guard.py), whose labels say component "database"
+    metadata = _metadata(spec, client_service_name(spec, node), node)
+    metadata["labels"][LABEL_COMPONENT] = CLIENT_COMPONENT
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {"type": "ClusterIP", "selector": _node_pod_match_labels(spec, node),
+                 "ports": _service_ports(spec)[:1]},
     }
 
 
@@ -320,6 +347,12 @@ def _pod_spec(spec: ProvisionSpec, node: str | None) -> dict[str, Any]:
         # The database never calls the Kubernetes API.
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
+        # A fresh claim's root and the dbs/logs sub-paths kubelet creates are root's: with fsGroup kubelet
+        # makes the volume group-owned by the image's group (setgid, g+rw) and creates each sub-path with
+        # the root's mode, and the server runs with that group. OnRootMismatch: no recursive walk of a
+        # large database at every start once the root is right. NFS is not changed by kubelet: the
+        # export's directories must be the image's group's (README).
+        "securityContext": {"fsGroup": spec.fs_group, "fsGroupChangePolicy": "OnRootMismatch"},
     }
     if volumes:
         pod_spec["volumes"] = volumes

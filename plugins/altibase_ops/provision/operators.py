@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseSensorOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
+from altibase_ops import kube_access
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
 from altibase_ops.operators.isql import IsqlOperator
@@ -48,9 +49,15 @@ class ApplyInstanceOperator(BaseOperator):
         request = ProvisionRequest.from_params(context["params"])
         spec = request.spec
         if request.target == "kubernetes":
+            manifests = render_manifests(spec)
+            # every permission of the run (the iSQL pods' too), before the first object is created
+            needs = kube_access.provisioning({m["kind"] for m in manifests}, runner=request.runner)
+            if problems := kube_access.access_problems(request.kubernetes_conn_id, {spec.namespace: needs},
+                                                        "altibase_provision"):
+                raise ProvisionError("cannot provision; nothing was changed:\n  - " + "\n  - ".join(problems))
             core, apps = kubernetes_apis(request.kubernetes_conn_id)
             check_password_secret(spec, core=core)
-            results = [str(result) for result in apply_manifests(render_manifests(spec), core=core, apps=apps)]
+            results = [str(result) for result in apply_manifests(manifests, core=core, apps=apps)]
         else:
             results = simulator_apply(spec)
         for line in results:

@@ -14,6 +14,7 @@ from altibase_ops.provision.manifests import (
 )
 from altibase_ops.provision.request import ProvisionRequest
 from altibase_ops.provision.simulator_target import simulator_server_name
+from altibase_ops.provision.spec import EmptyDirStorage, NfsStorage, ProvisionSpec
 from altibase_ops.provision.sql import render_proof_sql, render_setup_sql
 
 # The P6 tasks: per node, its tables and its replication object in one iSQL script (the seed's
@@ -43,9 +44,34 @@ def plan_provisioning(request: ProvisionRequest) -> dict[str, Any]:
             "peer": peer_node(spec, node), "peer_conn_id": request.conn_ids[peer_node(spec, node)],
             "insert": row.insert, "select": row.select, "delete": row.delete}
         nodes.append(entry)
-    plan = {"manifests": manifests_yaml(render_manifests(spec)), "nodes": nodes}
+    plan = {"manifests": manifests_yaml(render_manifests(spec)), "nodes": nodes,
+            "warnings": storage_warnings(request)}
     plan["text"] = format_provision_plan(request, plan)
     return plan
+
+
+def pod_deletion_loses(spec: ProvisionSpec) -> str:
+    """What deleting (or evicting, or rescheduling) a server's pod would lose, for the plan."""
+    storage = spec.storage
+    if isinstance(storage, EmptyDirStorage):
+        return ("EVERYTHING on that server: emptyDir lives and dies with the pod, so its database files, logs, "
+                "tables and replication objects go with it; the replacement pod creates an empty database, where "
+                "its peer's sender finds no replication object")
+    if isinstance(storage, NfsStorage):
+        return (f"nothing: dbs and logs live on the NFS export {storage.server}:{storage.dbs_path} / "
+                f"{storage.logs_path}")
+    claims = ", ".join(f"{spec.name}-data-{node}" if spec.workload != "statefulset" else f"data-{spec.name}-{i}"
+                       for i, node in enumerate(spec.nodes))
+    return f"nothing: dbs and logs live on the claims {claims} (kept by teardown unless delete_data)"
+
+
+def storage_warnings(request: ProvisionRequest) -> list[str]:
+    """Loud lines for the plan: emptyDir on a cluster."""
+    spec = request.spec
+    if request.target == "kubernetes" and isinstance(spec.storage, EmptyDirStorage):
+        return [f"WARNING: storage emptydir — a pod deletion loses {pod_deletion_loses(spec)}. Use storage pvc "
+                "(or nfs) for a database that must outlive its pod."]
+    return []
 
 
 def step_kwargs(step: str) -> Any:
@@ -71,7 +97,9 @@ def format_provision_plan(request: ProvisionRequest, plan: Mapping[str, Any]) ->
     spec = request.spec
     lines = [f"Provisioning {spec.name} in namespace {spec.namespace}: {spec.topology}, {spec.workload}, "
              f"{type(spec.storage).__name__}, image {spec.image}; target {request.target}, iSQL runner "
-             f"{request.runner}"]
+             f"{request.runner}", *plan["warnings"],
+             f"Storage: a pod deletion loses {pod_deletion_loses(spec)}; the volumes are made writable by group "
+             f"{spec.fs_group} (fsGroup){' — not on NFS: prepare the export' if isinstance(spec.storage, NfsStorage) else ''}"]
     if request.target == "simulator":
         lines.append("P1–P5 (simulator): one server per node, registered under its Service names "
                      + ", ".join(f"{simulator_server_name(spec, n)} = {service_name(spec, n)}" for n in spec.nodes)

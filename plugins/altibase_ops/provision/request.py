@@ -19,6 +19,7 @@ from altibase_ops.provision.spec import (
     DEFAULT_IMAGE,
     DEFAULT_REPLICATION_NAME,
     DEFAULT_TABLES,
+    IMAGE_GROUP_ID,
     REPLICATION_PORT,
     SERVICE_PORT,
     ProvisionSpec,
@@ -93,9 +94,20 @@ def provision_params() -> dict[str, Param]:
                                                "only receives — the pair the DDL DAG's Active-Standby variants "
                                                "expect; P7 proves node1 → node2. active_active: both send (the "
                                                "seed's pair); P7 proves both directions."),
-        "storage": Param("emptydir", enum=["emptydir", "nfs", "pvc"], title="Storage", section="Storage",
-                         description="emptydir: data lives as long as the pod (tests, demos). nfs: the seed's "
-                                     "volumes. pvc: one claim per node."),
+        "client_services": Param(False, type="boolean", title="Client Services for the application",
+                                 section="Instance",
+                                 description="Also a Service per node for the application only (<name>-client-node1…, "
+                                             "the SQL port). Kubernetes service control of the DDL DAG must steer "
+                                             "these: the <name>-svc-node… Services carry the Connections and the "
+                                             "replication, and the DDL DAG refuses to change them."),
+        "storage": Param("pvc", enum=["pvc", "nfs", "emptydir"], title="Storage", section="Storage",
+                         description="pvc (default): one claim per node, kept when a pod is replaced. nfs: the "
+                                     "seed's volumes (the export's directories must be writable by the image's "
+                                     "group, fs_group). emptydir: TESTS AND DEMOS ONLY — deleting, evicting or "
+                                     "rescheduling a pod deletes its database and its replication objects."),
+        "fs_group": Param(IMAGE_GROUP_ID, type="integer", minimum=1, title="Image group (fsGroup)", section="Storage",
+                          description="The pod's fsGroup: the volumes are made writable by this group, and the "
+                                      "server runs in it. The image's group (1000 in the vendor's Dockerfile)."),
         "nfs_server": Param(None, type=["null", "string"], title="NFS server", section="Storage"),
         "nfs_dbs_path": Param("/home/altibase-nfs/{node}/dbs", type="string", title="NFS path for dbs",
                               section="Storage", description="{node} becomes node1/node2."),

@@ -50,6 +50,10 @@ from altibase_ops.sys_password import SecretRef, is_dns_label, is_dns_subdomain
 DEFAULT_IMAGE = ALTIBASE_IMAGE
 SERVICE_PORT = 20300
 REPLICATION_PORT = 20301
+# The image's user and group: the vendor's Dockerfile (ALTIBASE/CloudNative, Altibase Docker Guide,
+# "3. Altibase Docker Image") runs `useradd -m altibase` on ubuntu:18.04 and `USER altibase`: the first
+# user, uid and gid 1000. Not read from the pinned image here (README, first-run checklist).
+IMAGE_GROUP_ID = 1000
 DEFAULT_TABLE = "t1 (c1 INTEGER PRIMARY KEY, c2 INTEGER)"
 # The DAG's default builds two tables: the DDL DAG takes a table out of the replication for its DDL,
 # and Altibase refuses to drop the last table of a replication (ERR-6106F).
@@ -64,7 +68,7 @@ REPLICATION_ROLES = ("active_active", "active_standby")
 WORKLOADS = ("deployment", "statefulset", "pod")
 STORAGE_TYPES = ("emptydir", "nfs", "pvc")
 NODE_PLACEHOLDER = "{node}"
-# Longest derived name is "<name>-svc-node2" / "<name>-headless"; StatefulSet revision hashes add
+# Longest derived name is "<name>-client-node2" / "<name>-headless"; StatefulSet revision hashes add
 # another 11 characters to the StatefulSet name. 40 keeps all of them under 63.
 MAX_NAME_LENGTH = 40
 
@@ -82,7 +86,7 @@ _IMAGE_REFERENCE = re.compile(
 
 @dataclass(frozen=True)
 class EmptyDirStorage:
-    """Pod-lifetime volumes: data is lost when the pod is replaced (tests, demos)."""
+    """Pod-lifetime volumes: data is lost when the pod is replaced (tests, demos). Not the form's default."""
 
     size_limit: str | None = None
 
@@ -204,6 +208,8 @@ class ProvisionSpec:
     image: str = DEFAULT_IMAGE
     topology: str = "pair"
     workload: str = "deployment"
+    # the trigger form and from_params default to pvc (a replaced pod keeps its database); this default
+    # is for code that renders without a cluster (the simulator target, tests)
     storage: StorageSpec = field(default_factory=EmptyDirStorage)
     service_port: int = SERVICE_PORT
     replication_port: int = REPLICATION_PORT
@@ -212,6 +218,12 @@ class ProvisionSpec:
     replication_name: str = DEFAULT_REPLICATION_NAME
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     replication_roles: str = "active_active"
+    # a Service per server for the application only (<name>-client-<node>), for kubernetes service
+    # control to steer: the per-node Service carries the Connections and the replication and must not
+    client_services: bool = False
+    # the pod's fsGroup: kubelet makes the volumes group-owned by it (setgid, g+rw) and adds it to the
+    # server's groups, so the image's user can write a fresh, root-owned claim (README, first run)
+    fs_group: int = IMAGE_GROUP_ID
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -272,6 +284,10 @@ class ProvisionSpec:
             seen.add(table.name.upper())
         if self.tables and not self.tables[0].problems():
             found.extend(_proof_table_problems(self.tables[0], len(node_ids_for(self.topology))))
+        if isinstance(self.fs_group, bool) or not isinstance(self.fs_group, int) or not 1 <= self.fs_group <= 2**31 - 1:
+            found.append(f"fs_group {self.fs_group!r}: must be a group id from 1 to {2**31 - 1} (the image's group)")
+        if not isinstance(self.client_services, bool):
+            found.append(f"client_services {self.client_services!r}: must be true or false")
         if problem := identifier_problem("replication_name", self.replication_name):
             found.append(problem)
         found.extend(self.resources.problems())
@@ -289,7 +305,7 @@ class ProvisionSpec:
         are left to the DAG.
         """
         given = {k: v for k, v in params.items() if v is not None and v != ""}
-        storage_type = given.get("storage", "emptydir")
+        storage_type = given.get("storage", "pvc")
         storage: Any
         if storage_type == "emptydir":
             storage = EmptyDirStorage(size_limit=given.get("emptydir_size_limit"))
@@ -322,6 +338,10 @@ class ProvisionSpec:
             if k in given
         }
         ports = {k: _as_int(given[k]) for k in ("service_port", "replication_port") if k in given}
+        if "client_services" in given:
+            simple["client_services"] = given["client_services"]
+        if "fs_group" in given:
+            simple["fs_group"] = _as_int(given["fs_group"])
         tables = given.get("tables")
         if tables is not None:
             simple["tables"] = tuple(tables) if isinstance(tables, list | tuple) else tables

@@ -82,7 +82,7 @@ class _AltibaseCheckSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def _client_info(self) -> str:
-        # shown in V$SESSION.CLIENT_APP_INFO (simulator backend): whose session it is
+        # shown in V$SESSION.CLIENT_APP_INFO (the ODBC driver's APP_INFO): whose session it is
         return f"airflow:{self.dag_id}.{self.task_id}"
 
     def poke(self, context: Context) -> PokeReturnValue:

@@ -3,8 +3,8 @@
 iSQL keeps going after an error inside a ``-f`` script and its exit status reflects only the last
 statement (or 0 after ``EXIT;``), so success is read from the output: every ``[ERR-XXXXX : ...]``
 is a failure unless the step kind lists that code as "already done" (``sql.steps.judge_results``).
-The parser keys on result lines only — ``Alter success.``, ``1 row inserted.``, a SELECT's
-header/dashes/rows/``N rows selected.``, ``[ERR-...]`` — and treats the ``iSQL>`` echo lines, when
+The parser keys on result lines only — ``Alter success.``, ``1 row inserted.`` / ``No rows deleted.``, a
+SELECT's header/dashes/rows/``N rows selected.``, ``[ERR-...]`` — and treats the ``iSQL>`` echo lines, when
 present, only as labels.
 
 The same command line is used by both runners (a local subprocess and a pod): the server, port,
@@ -30,8 +30,11 @@ ENV_PASSWORD = "ALTIBASE_PASSWORD"
 
 _ERROR_START = re.compile(r"^\[ERR-([0-9A-Fa-f]{5}) : ?(.*)$")
 _SUCCESS = re.compile(r"^(\w+) success\.$")
-_ROWS_CHANGED = re.compile(r"^(\d+) rows? (inserted|updated|deleted|merged)\.$")
-_ROWS_SELECTED = re.compile(r"^(?:(\d+) rows?|No rows) selected\.$")
+# iSQL's row-count line (ut/isql/src/iSQLExecuteCommand.cpp, PrintCount): "No rows " for 0, "1 row ",
+# "N rows ", then the command's verb; "processed." for a command kind it does not name.
+_COUNT = r"(?:No rows|1 row|\d+ rows)"
+_ROWS_CHANGED = re.compile(rf"^{_COUNT} (inserted|updated|deleted|moved|merged|processed)\.$")
+_ROWS_SELECTED = re.compile(rf"^{_COUNT} selected\.$")
 _DASHES = re.compile(r"^-{3,}[- ]*$")
 _ECHO = re.compile(r"^iSQL> ?(.*)$")
 

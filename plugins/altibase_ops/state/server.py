@@ -86,11 +86,14 @@ class ServerState:
 
 
 def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_rows: bool = False,
+               fingerprint: bool = True,
                client_info: str = "airflow:altibase_ops", sysdba: bool = True, definitions: bool = True) -> ServerState:
     """Everything about ``replication_name`` and ``tables`` on one server.
 
     ``sysdba=False`` is for observers (the health DAG): they must not take the server's single SYSDBA
     session from a maintenance step, and accept that the login is refused while ADMIN_MODE = 1.
+    ``count_rows``: each table's fingerprint (its row count included), or with ``fingerprint=False`` its
+    row count alone (no sums, no digests: the cheapest full read).
     ``definitions=False`` leaves out the tables' columns, indexes and keys (a step that does not
     change a definition reads only the replication's state: half the queries, inside admin mode).
     """
@@ -136,9 +139,9 @@ def read_state(conn_id: str, replication_name: str, tables: list[str], *, count_
                 _index_keys(rows, user, name))
             if count_rows:
                 summed = [name for name, c in state.tables[table].columns.items()
-                          if int(c["DATA_TYPE"]) in EXACT_NUMERIC_TYPES]
-                row = rows(render_sql("checks/table_fingerprint.sql", table=table, columns=summed,
-                                      **weighed_sums(state.tables[table])))[0]
+                          if int(c["DATA_TYPE"]) in EXACT_NUMERIC_TYPES] if fingerprint else []
+                weighed = weighed_sums(state.tables[table]) if fingerprint else {"key_columns": [], "weighed": []}
+                row = rows(render_sql("checks/table_fingerprint.sql", table=table, columns=summed, **weighed))[0]
                 state.fingerprints[table] = {k: (None if v is None else str(v)) for k, v in row.items()}
                 state.row_counts[table] = int(row["ROW_COUNT"])
         state.other_sessions = len(rows(render_sql("checks/list_sessions.sql")))

@@ -8,6 +8,7 @@ import json
 import pytest
 from airflow.sdk import Connection
 
+from altibase_ops.backends import APP_INFO_MAX_BYTES, app_info
 from altibase_ops.backends.odbc import UnrepresentableValueError, odbc_connection_string, password_value
 from tests.fakes.altibase_connstr import ConnStrFormatError, parse, server_password, server_user
 
@@ -54,3 +55,21 @@ def test_the_masked_string_never_holds_the_password_and_the_driver_comes_first()
     text = odbc_connection_string(conn("s3cr;et"), user="SYS", sysdba=False, masked=True)
     assert "s3cr" not in text and text.startswith("DRIVER={/opt/altibase/lib/x.so};")
     assert password_value("s3cr;et") == '"s3cr;et"'
+
+
+@pytest.mark.parametrize("label", ["airflow:altibase_replicated_ddl", "airflow:dag.task", "a;b", "  edge  ", '"quoted"',
+                                   "(x)", "[y]", "x" * 200, "é" * 100, "airflow:" + "d" * 250 + ".task", ";"],
+                         ids=repr)
+def test_the_sessions_label_reaches_the_server_as_a_bare_app_info(label):
+    # the driver keeps a quoted value's quotes and the server stores APP_INFO's bytes as they come
+    # (ulnParse.c, mmtCmsConnection.cpp): only a bare value shows in V$SESSION as written
+    value = app_info(label)
+    pairs = parse(odbc_connection_string(conn("manager"), user="SYS", sysdba=True, app_info=value))
+    if not value:
+        assert "APP_INFO" not in pairs  # the driver refuses an empty APP_INFO (length 1..128)
+        return
+    assert pairs["APP_INFO"].decode() == value and len(pairs["APP_INFO"]) <= APP_INFO_MAX_BYTES
+    assert server_password(pairs["PASSWORD"], case_sensitive=True) == b"manager"
+    if ";" not in label and len(label.encode()) <= APP_INFO_MAX_BYTES and label == label.strip() \
+            and not label.startswith(('"', "(", "[")):
+        assert value == label  # an ordinary label goes as it is

@@ -104,3 +104,15 @@ def test_an_index_of_the_same_name_on_other_columns_is_a_conflict_not_applied(pa
     request = request_for(pair, "active_standby", "can_stop", ddl=["CREATE UNIQUE INDEX SYS.I1 ON SYS.T1 (C1)"])
     with pytest.raises(PreflightError, match=r"already has INDEX SYS.I1 \(C2\), not the UNIQUE INDEX SYS.I1 \(C1\)"):
         preflight(request, log)
+
+
+def test_truncate_is_refused_in_rolling_mode_before_any_server_is_touched():
+    from altibase_ops.ddl.request import DdlRequest, InvalidRequestError
+
+    params = {"servers": [{"name": "node1", "conn_id": "altibase_node1", "role": "active1"},
+                          {"name": "node2", "conn_id": "altibase_node2", "role": "active2"}],
+              "topology": "active_active", "service_mode": "rolling", "replication_name": "REP1",
+              "tables": ["SYS.T1"], "ddl": ["TRUNCATE TABLE SYS.T1"]}
+    with pytest.raises(InvalidRequestError, match=r"ddl\[0\]: TRUNCATE cannot run rolling"):
+        DdlRequest.from_params(params)
+    assert DdlRequest.from_params({**params, "service_mode": "can_stop"}).ddl[0].kind == "truncate"

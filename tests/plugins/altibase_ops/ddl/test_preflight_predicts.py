@@ -20,7 +20,7 @@ from tests.plugins.altibase_ops.ddl.test_restore_matrix import (
     request_for,
     run_procedure,
 )
-from tests.sim.helpers import query, run, wait_until
+from tests.sim.helpers import code_of, query, run, wait_until
 
 log = logging.getLogger("preflight-predicts")
 
@@ -197,5 +197,26 @@ def test_under_live_load_preflight_notes_it_could_not_compare_instead_of_calling
         report = preflight(request_for(pair, "active_standby", "can_stop"), log)
     finally:
         pair.release_session(held)
-    assert any("not compared exactly: the application writes (sessions on node1: 1, node2: 0)" in n
+    assert any("not compared before the outage: the application is connected (sessions on node1: 1)" in n
                and "O9 compares them with the service stopped" in n for n in report["notes"]), report["notes"]
+
+
+def test_a_pair_whose_data_agree_is_noted_with_what_the_comparison_could_see(pair, caplog):
+    with_rows(pair, 1, 2, 3)
+    report = preflight(request_for(pair, "active_standby", "can_stop"), log)
+    assert "SYS.T1: the same on both servers (3 rows; row count, sums, and values moved between rows in C1, C2)" \
+        in report["notes"], report["notes"]
+    bounded = preflight(request_for(pair, "active_standby", "can_stop", scan_max_rows=2), log)
+    assert "SYS.T1: not compared before the outage, more than scan_max_rows (2) rows; O9 compares them with the " \
+           "service stopped" in bounded["notes"], bounded["notes"]
+
+
+def test_dropping_a_column_of_a_multi_column_unique_constraint_is_predicted_as_the_server_refuses_it(pair):
+    run(pair, "node1", "CREATE TABLE SYS.T3 (C1 INTEGER PRIMARY KEY, C2 INTEGER, C3 INTEGER, UNIQUE (C2, C3))")
+    state = read_state("altibase_node1", "REP1", ["SYS.T3"])
+    request = request_for(pair, "active_standby", "can_stop", tables=["SYS.T3"],
+                          ddl=["ALTER TABLE SYS.T3 DROP COLUMN C3"])
+    assert predict(request, "node1", state).problems == [
+        "node1: 'ALTER TABLE SYS.T3 DROP COLUMN C3': C3 is part of the UNIQUE (C2, C3) of SYS.T3 (Altibase refuses "
+        "to drop a column of a multi-column key constraint: ERR-31321)"]
+    assert code_of(pair, "node1", "ALTER TABLE SYS.T3 DROP COLUMN C3") == "31321"  # as the server says

@@ -154,6 +154,11 @@ def test_only_the_servers_own_answer_marks_a_statement_failed_a_broken_link_leav
 
     script = StepScript("TRUNCATE TABLE SYS.T1;\nTRUNCATE TABLE SYS.T2;\nTRUNCATE TABLE SYS.T3;\n")
     script.ddl_numbers = (0, 1, 2)
+    # real iSQL's own code for a broken link (ut/isql/dbc/dbcDiagnostic.cpp): the server may have run it
+    broken = [StatementResult("ok", "Connect success.", statement=CONNECT_LABEL),
+              StatementResult("error", "[ERR-91015 : Communication failure.]", "91015",
+                              statement="TRUNCATE TABLE SYS.T1")]
+    assert statement_outcomes(script, broken) == {}
     results = [StatementResult("ok", "Connect success.", statement=CONNECT_LABEL),
                StatementResult("ok", "Truncate success.", statement="TRUNCATE TABLE SYS.T1"),
                StatementResult("error", "[ERR-11075 : …]", "11075", statement="TRUNCATE TABLE SYS.T2"),
@@ -161,3 +166,27 @@ def test_only_the_servers_own_answer_marks_a_statement_failed_a_broken_link_leav
     assert statement_outcomes(script, results) == {0: "DONE", 1: "FAILED"}  # 2: the link broke, unknown
     unlabelled = [StatementResult("ok", "Truncate success."), StatementResult("error", "[ERR-11075 : …]", "11075")]
     assert statement_outcomes(script, unlabelled) == {}  # results the client did not tie to statements
+
+
+def test_a_lock_and_records_left_under_the_earlier_key_are_still_this_change_ids_request(pair):
+    """Before a change id was part of the request's key, a maintenance run's lock and records carried the
+    key of its statements alone; its retry (same change id) still takes the lock over and sees its
+    TRUNCATE done, instead of being refused as "another request" and truncating again."""
+    from altibase_ops.ddl.records import record
+
+    old = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"])
+    earlier_run = "maintenance__pair1__0007_truncate__scheduled__2026-12-01"  # a lane's run id names the change
+    take_lock(old, earlier_run, "an earlier version", log)
+    for server in old.servers:
+        record(server, old, [0], "BEGAN", earlier_run)
+        record(server, old, [0], "DONE", earlier_run)
+    retry = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"], change_id="0007_truncate",
+                        recover=True)
+    held = take_lock(retry, "run-retry", "this version", log, run_state=lambda dag_id, run_id: "failed")
+    assert all(v.startswith(f"taken over from {earlier_run}") for v in held.values()), held
+    from altibase_ops.ddl.state import read_all
+
+    assert {n: s.ddl_records for n, s in read_all(retry).items()} == {"node1": {0: "DONE"}, "node2": {0: "DONE"}}
+    # the same statements under another change id are another request: nothing of the earlier run is theirs
+    other = request_for(pair, "active_standby", "can_stop", ddl=["TRUNCATE TABLE SYS.T1"], change_id="0008_again")
+    assert {n: s.ddl_records for n, s in read_all(other).items()} == {"node1": {}, "node2": {}}

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from altibase_ops.backends import app_info
 from altibase_ops.exceptions import AltibaseServerError, BackendNotConfiguredError
 from altibase_ops.get_provider_info import get_provider_info
 from altibase_ops.hooks.altibase import AltibaseHook
+from tests.fakes.altibase_connstr import parse
 from tests.sim.helpers import run
 
 
@@ -106,3 +108,33 @@ def test_hook_test_connection_reports_success_and_the_refusal(sim, altibase_conn
 
 
 # reschedule mode
+
+
+# a label no bare APP_INFO can carry as it is: ';', edge spaces, a leading quote, over 128 bytes
+LONG_LABEL = '  "airflow:' + "altibase_replicated_ddl;" * 8 + "é" * 20 + " "
+
+
+def test_the_hooks_client_info_is_the_odbc_drivers_app_info(monkeypatch):
+    # No Altibase driver here: a stand-in pyodbc keeps the string the hook hands the driver, and the
+    # driver's own parsing rules (tests/fakes/altibase_connstr.py) read it back.
+    import sys
+    import types
+
+    strings = []
+    monkeypatch.setitem(sys.modules, "pyodbc", types.SimpleNamespace(
+        Error=Exception, connect=lambda text, **kwargs: strings.append(text)))
+    monkeypatch.setenv("AIRFLOW_CONN_ALTIBASE_REAL", json.dumps({
+        "conn_type": "altibase", "host": "altibase-svc-node1", "port": 20300, "login": "SYS",
+        "password": "manager", "extra": {"backend": "odbc", "driver": "/opt/altibase/lib/x.so"}}))
+    AltibaseHook(altibase_conn_id="altibase_real", client_info="airflow:altibase_replicated_ddl").get_conn()
+    AltibaseHook(altibase_conn_id="altibase_real", client_info=LONG_LABEL).get_conn()
+    assert parse(strings[0])["APP_INFO"] == b"airflow:altibase_replicated_ddl"
+    sent = parse(strings[1])["APP_INFO"]
+    assert sent.decode() == app_info(LONG_LABEL) and 1 <= len(sent) <= 128
+    assert sent.startswith(b"airflow:") and b";" not in sent
+
+
+def test_v_session_shows_what_the_odbc_driver_would_send_for_the_hooks_client_info(sim, altibase_conns):
+    hook = AltibaseHook(altibase_conn_id=altibase_conns["node1"], client_info=LONG_LABEL)
+    [(shown,)] = hook.get_records("SELECT CLIENT_APP_INFO FROM V$SESSION WHERE ID = SESSION_ID()")
+    assert shown == app_info(LONG_LABEL) and len(shown.encode()) <= 128 and not shown.startswith((" ", '"'))

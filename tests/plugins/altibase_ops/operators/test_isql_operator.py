@@ -104,6 +104,15 @@ def test_already_done_does_not_cover_a_different_error_of_the_same_statement(sim
              step_kind="replication_drop_table").execute(context={})
 
 
+def test_dml_that_changes_no_row_is_a_result_not_a_missing_one(sim, altibase_conns, capfd):
+    run(sim, "node1", "CREATE TABLE T9 (C1 INTEGER PRIMARY KEY, C2 INTEGER)", "INSERT INTO T9 VALUES (1, 0)")
+    isql(altibase_conns["node1"], "DELETE FROM SYS.T9 WHERE C1 = 5;\nUPDATE SYS.T9 SET C2 = 1 WHERE C1 = 5;\n"
+                                  "UPDATE SYS.T9 SET C2 = 2;\n", sysdba=False).execute(context={})
+    log = logged(capfd)
+    assert "No rows deleted." in log and "No rows updated." in log  # what the real client prints
+    assert query(sim, "node1", "SELECT C2 FROM SYS.T9") == [(2,)]
+
+
 def test_template_file_renders_identifiers_through_the_filters(sim, altibase_conns):
     seed_pair(sim)
     step = isql(altibase_conns["node1"], "checks/read_replication_gap.sql")

@@ -25,7 +25,7 @@ script = sys.stdin.read()
 with open({record!r}, "a") as fh:
     fh.write(json.dumps({{"argv": sys.argv, "env": dict(os.environ), "stdin": script}}) + "\n")
 lines = script.splitlines()
-print("Connect success." if lines and lines[0].startswith("CONNECT ") else "[ERR-FFFFF : Not connected.]")
+print("Connect success." if lines and lines[0].startswith("CONNECT ") else "[ERR-91020 : No Connection State]")
 body = "\n".join(lines[1:])
 for statement in [s for s in body.split(";") if s.strip()]:
     print(statement.split()[0].capitalize() + " success.")

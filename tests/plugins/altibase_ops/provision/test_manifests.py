@@ -28,6 +28,8 @@ from altibase_ops.provision.spec import (
     SecretRef,
 )
 from altibase_ops.provision.tables import ProvisionSpecError, parse_table
+from altibase_ops.service.guard import database_service_problems
+from tests.fakes.kubernetes_api import FakeApiServer, service_clients
 
 # The OpenAPI schema the manifests must satisfy: Kubernetes 1.36, the API version of the pinned
 # kubernetes client (36.x). kubernetes-validate is pinned in the dev extra; `strict` rejects any
@@ -221,6 +223,55 @@ def test_bare_pods_and_single_server():
     assert manifests[1]["metadata"]["labels"]["altibase.io/topology"] == "single"
 
 
+@pytest.mark.parametrize(("workload", "storage", "topology"), COMBINATIONS)
+def test_every_workload_and_storage_makes_the_volumes_writable_by_the_images_group(workload, storage, topology):
+    # kubelet creates a fresh claim's root and the dbs/logs sub-paths as root: fsGroup makes them the
+    # image's group's (setgid, g+rw) and puts the server in that group
+    for spec in (spec_for(workload, storage, topology), spec_for(workload, storage, topology, fs_group=4242)):
+        for workload_manifest in [m for m in render_manifests(spec) if m["kind"] in ("Deployment", "StatefulSet", "Pod")]:
+            pod_spec = pod_spec_of(workload_manifest)
+            assert pod_spec["securityContext"] == {"fsGroup": spec.fs_group, "fsGroupChangePolicy": "OnRootMismatch"}
+            assert all("securityContext" not in c for c in pod_spec["containers"])  # the image's own user
+            assert kubernetes_validate.validate(workload_manifest, KUBERNETES_VERSION, strict=True) == "1.36"
+    assert spec_for(workload, storage, topology).fs_group == 1000  # the vendor Dockerfile's altibase group
+
+
+def test_a_group_id_that_is_not_one_is_refused():
+    for bad in (0, -1, True, "1000x"):
+        with pytest.raises(ProvisionSpecError, match="fs_group"):
+            ProvisionSpec(fs_group=bad)
+    assert ProvisionSpec.from_params({"fs_group": "2000"}).fs_group == 2000
+
+
+@pytest.mark.parametrize("workload", ["deployment", "statefulset", "pod"])
+def test_client_services_are_the_applications_and_service_control_may_steer_them_not_the_servers_own(workload):
+    spec = ProvisionSpec(workload=workload, namespace="db", client_services=True)
+    services = {m["metadata"]["name"]: m for m in by_kind(render_manifests(spec), "Service")}
+    for node in spec.nodes:
+        client, own = services[f"altibase-client-{node}"], services[service_name(spec, node)]
+        assert kubernetes_validate.validate(client, KUBERNETES_VERSION, strict=True) == "1.36"
+        assert client["spec"]["selector"] == own["spec"]["selector"]  # the same server's pods
+        assert [p["port"] for p in client["spec"]["ports"]] == [spec.service_port]  # no replication port
+        assert client["metadata"]["labels"]["app.kubernetes.io/component"] == "client"
+        assert client["metadata"]["labels"]["app.kubernetes.io/instance"] == "altibase"  # teardown finds it
+    # the chain: service control over the client Services passes the guard; over the servers' own, refused
+    cluster = FakeApiServer()
+    for manifest in services.values():
+        cluster.put("services", manifest)
+    core = service_clients(cluster)[0]
+    uses = {f"{n}'s Connection": [service_fqdn(spec, n)] for n in spec.nodes}
+    clients_only = {"namespace": "db", "services": {n: f"altibase-client-{n}" for n in spec.nodes}}
+    assert database_service_problems(clients_only, uses, core) == []
+    own = {"namespace": "db", "services": {n: service_name(spec, n) for n in spec.nodes}}
+    assert [p.split(":")[0] for p in database_service_problems(own, uses, core)] == [
+        "service_control.services.node1", "service_control.services.node2"]
+
+
+def test_no_client_services_unless_asked():
+    assert not [m for m in render_manifests(ProvisionSpec()) if "-client-" in m["metadata"]["name"]]
+    assert ProvisionSpec.from_params({"client_services": True}).client_services is True
+
+
 def test_yaml_output_round_trips_and_has_no_aliases():
     manifests = render_manifests(ProvisionSpec())
     text = manifests_yaml(manifests)
@@ -288,7 +339,8 @@ def test_from_params_reads_the_flat_trigger_form():
     assert [t.name for t in spec.tables] == ["t1", "t2"]
     assert spec.password_secret == SecretRef("orders-sys", "pw")
     assert spec.resources.memory_limit == "8Gi"
-    assert ProvisionSpec.from_params({}) == ProvisionSpec()
+    # the form's storage is a claim per node unless emptydir is asked for (a pod deletion would lose it)
+    assert ProvisionSpec.from_params({}) == ProvisionSpec(storage=PvcStorage())
 
 
 def test_parse_table_grammar():

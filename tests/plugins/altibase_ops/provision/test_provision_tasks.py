@@ -140,6 +140,22 @@ def test_the_forms_defaults_plan_the_pair_the_ddl_dag_expects(conns):
     assert node1["proof"]["peer"] == "node2" and node2["proof"] is None
 
 
+def test_the_form_keeps_the_database_across_pod_deletions_and_emptydir_is_loud(conns):
+    form = provision_params()
+    assert form["storage"].value == "pvc" and "deletes its database" in form["storage"].description
+    kept = plan_provisioning(request(target="kubernetes"))
+    assert kept["warnings"] == []
+    assert ("Storage: a pod deletion loses nothing: dbs and logs live on the claims altibase-data-node1, "
+            "altibase-data-node2") in kept["text"]
+    lost = plan_provisioning(request(target="kubernetes", storage="emptydir"))
+    assert lost["warnings"] == [line for line in lost["text"].splitlines() if line.startswith("WARNING")]
+    (warning,) = lost["warnings"]
+    assert warning.startswith("WARNING: storage emptydir — a pod deletion loses EVERYTHING on that server")
+    assert "replication objects" in warning
+    stateful = plan_provisioning(request(target="kubernetes", workload="statefulset"))["text"]
+    assert "the claims data-altibase-0, data-altibase-1" in stateful  # the StatefulSet's template names them
+
+
 def test_plan_of_a_single_server_has_tables_only(conns):
     (node1,) = plan_provisioning(request(topology="single"))["nodes"]
     assert node1["create_objects"] == "CREATE TABLE T1 (C1 INTEGER PRIMARY KEY, C2 INTEGER);"
@@ -211,16 +227,21 @@ def test_existing_objects_that_differ_are_refused(conns):
 def test_apply_checks_the_secret_then_creates_and_a_rerun_changes_nothing(api, conns):
     api.put("secrets", SECRET)
     ApplyInstanceOperator(task_id="apply").execute(context(target="kubernetes", kubernetes_conn_id="k8s_prod"))
-    assert api.conn_ids == ["k8s_prod"]
+    assert set(api.conn_ids) == {"k8s_prod"}  # the access review and the writes alike
     writes = [c for c in calls(api) if c[0] != "GET"]
-    assert writes == [("POST", "services", "altibase-svc-node1"), ("POST", "services", "altibase-svc-node2"),
+    # the form's default storage: a claim per node, first
+    assert writes == [("POST", "persistentvolumeclaims", "altibase-data-node1"),
+                      ("POST", "persistentvolumeclaims", "altibase-data-node2"),
+                      ("POST", "services", "altibase-svc-node1"), ("POST", "services", "altibase-svc-node2"),
                       ("POST", "deployments", "altibase-node1"), ("POST", "deployments", "altibase-node2")]
     assert calls(api)[0] == ("GET", "secrets", "altibase-sys-password")  # before anything is created
 
     api.requests.clear()
     result = ApplyInstanceOperator(task_id="apply").execute(context(target="kubernetes"))
     assert {c[0] for c in calls(api)} == {"GET"}  # create-or-update: read, found unchanged, nothing written
-    assert result == ["Service/altibase-svc-node1: unchanged", "Service/altibase-svc-node2: unchanged",
+    assert result == ["PersistentVolumeClaim/altibase-data-node1: unchanged",
+                      "PersistentVolumeClaim/altibase-data-node2: unchanged",
+                      "Service/altibase-svc-node1: unchanged", "Service/altibase-svc-node2: unchanged",
                       "Deployment/altibase-node1: unchanged", "Deployment/altibase-node2: unchanged"]
 
     api.requests.clear()

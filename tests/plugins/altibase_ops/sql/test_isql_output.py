@@ -41,6 +41,17 @@ def test_parse_output_reads_every_kind_of_result():
     assert results[0].statement == "ALTER REPLICATION REP1 STOP"
 
 
+@pytest.mark.parametrize("verb", ["inserted", "updated", "deleted", "moved", "merged"])
+@pytest.mark.parametrize("count", ["No rows", "1 row", "3 rows"])
+def test_the_real_clients_row_count_line_is_a_result_for_every_dml_verb_and_0_1_or_n_rows(verb, count):
+    # iSQLExecuteCommand.cpp PrintCount: "No rows " for 0 (never "0 rows"), "1 row ", "N rows ", then the verb
+    output = f"iSQL> DELETE FROM T1 WHERE C1 = 9;\n{count} {verb}.\niSQL> COMMIT;\nCommit success.\n"
+    results = parse_output(output)
+    assert [(r.status, r.summary, r.statement) for r in results] == [
+        ("ok", f"{count} {verb}.", "DELETE FROM T1 WHERE C1 = 9"), ("ok", "Commit success.", "COMMIT")]
+    judge_results(results, ["DELETE FROM T1 WHERE C1 = 9", "COMMIT"], step_kind=None, exit_status=0, output=output)
+
+
 def test_parse_output_does_not_need_echo_lines():
     without_echo = "\n".join(line for line in ECHOED.splitlines() if not line.startswith("iSQL>"))
     assert [(r.status, r.code, r.summary, r.rows) for r in parse_output(without_echo)] == [
