@@ -54,7 +54,7 @@ def busy_cpu_seconds() -> float:
 def rollout(ui: AirflowUI, run_id: str, concurrency: int) -> dict:
     cpu0 = busy_cpu_seconds()
     ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": run_id, "logical_date": None,
-                                           "conf": {"concurrency": concurrency, "canary_pairs": 0}})
+                                           "conf": {"concurrency": concurrency, "canary_pairs": 0, "dry_run": False}})
     while (state := ui.run_state(MAINTENANCE, run_id)) not in ("success", "failed"):
         ui.check_running()
         time.sleep(2)

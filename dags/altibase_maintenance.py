@@ -29,7 +29,9 @@ history (refused by its own gates) is recorded *failed* by the lane. Each DDL ru
 - `ALTIBASE_PAIRS`: the fleet (pairs by name, their Connections, roles, service control), shared with the
   health DAG; `ALTIBASE_CHANGES_DIR`: the change files (default `include/changes`).
 
-The window opens when the run is scheduled (a manual trigger opens it now). One rollout at a time.
+The window opens when the run is scheduled (a manual trigger opens it now). A manual trigger previews
+by default (`dry_run`, ticked: the plan in `plan`'s log, nothing triggered); untick it to roll out by
+hand. Scheduled runs always apply. One rollout at a time.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 
 from altibase_ops.maintenance.changes import Change, changes_dir, load_changes
-from altibase_ops.maintenance.config import schedule_from_env, window_minutes_from_env
+from altibase_ops.maintenance.config import previews, schedule_from_env, window_minutes_from_env
 from altibase_ops.maintenance.rollout import (
     RolloutLaneOperator,
     format_report,
+    format_stages,
     plan_rollout,
     rollout_outcomes,
 )
@@ -78,8 +81,11 @@ with DAG(
         "retry_failed": Param(False, type="boolean", title="Retry failed changes", section="Rollout",
                               description="Run again a change whose last run on a pair failed (after a person "
                                           "looked at it). Off: such a pair is reported, not touched.", **DRAFT7),
-        "dry_run": Param(False, type="boolean", title="Dry run (plan only)", section="Rollout",
-                         description="Show what would run where; trigger nothing. Scheduled runs apply.", **DRAFT7),
+        # Default true, as the DDL DAG's: Trigger with the defaults shows the plan; a rollout by hand needs
+        # a person to untick it. The scheduled runs apply whatever this says (config.previews).
+        "dry_run": Param(True, type="boolean", title="Dry run (plan only)", section="Rollout",
+                         description="Show what would run where; trigger nothing. Untick to roll out now. "
+                                     "Scheduled runs (the window opening) always apply.", **DRAFT7),
     },
 ) as dag:
 
@@ -102,11 +108,11 @@ with DAG(
                                canary_pairs=params["canary_pairs"], concurrency=params["concurrency"],
                                retry_failed=params["retry_failed"])
         log.info("window closes at %s. Per pair:\n%s", closes.isoformat(), format_report(rollout["report"]))
-        log.info("canary: %s; then %d lane(s): %s", [[i["pair"] for i in lane] for lane in rollout["canary"]],
-                 len(rollout["rest"]), [sorted({i["pair"] for i in lane}) for lane in rollout["rest"]])
-        if params["dry_run"]:
-            log.info("dry_run: nothing is triggered")
-            rollout.update(canary=[], rest=[], run_ids=[])
+        log.info("%s", format_stages(rollout))
+        if previews(params["dry_run"], dag_run.run_type):
+            log.info("dry run (a manual trigger with Dry run ticked): nothing is triggered; untick it to roll out "
+                     "now, or let the scheduled window apply it")
+            rollout.update(canary=[], rest=[], run_ids=[], preview=True)
         return rollout
 
     @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -14,7 +14,7 @@ run. With `dry_run` (the default) it renders and shows everything it would send,
 | **p6_create_objects** | P6 | per node, one iSQL script: `CREATE TABLE …`, then (pair) `CREATE REPLICATION rep WITH '<the other node's Service>', 20301 FROM sys.t TO sys.t` (existing ones count as done) |
 | **p6_start_replication** | P6 | `ALTER REPLICATION rep START` on every sending node, once both have the object (already started counts as done): node1 only with `replication_roles = active_standby` (the default: the pair the DDL DAG expects), both with `active_active` |
 | **p7_proof** | P7 | per sending node: insert a row there, wait for gap 0 there, wait until the peer shows it, remove it (a teardown task: it runs whenever the insert succeeded, and only then) |
-| **verify** | — | tables on every node, the replication started on the senders only, no proof row left anywhere; logs the pair in the DDL DAG's terms (servers with roles, replication) for `ALTIBASE_PAIRS` |
+| **verify** | — | tables on every node, the replication started on the senders only, no proof row left anywhere; logs the pair in the DDL DAG's terms (servers with roles, replication) and adds it, named after the instance, to the fleet's file (`ALTIBASE_PAIRS_FILE`): the DDL and health DAGs use it without a restart |
 
 Params: `name`, `namespace`, `image` (pinned), `topology` (single | pair), `workload` (deployment |
 statefulset | pod), `storage` (pvc with class and size, the default | nfs with server and paths | emptydir:
@@ -27,7 +27,9 @@ a `t2` like it: the DDL DAG never has to take a replication's last table out), `
 (local | kubernetes), one `altibase` Connection per node, the Kubernetes connection, waits, `dry_run`.
 
 Reaching the servers: one `altibase` Connection per node whose host is that node's Service name
-(`altibase-svc-node1`, or `….<namespace>.svc`) — `plan` refuses one that points elsewhere. With
+(`altibase-svc-node1`, or `….<namespace>.svc`) — `plan` refuses one that points elsewhere. Left empty,
+`altibase_conn_ids` names them after the Services: `<name>_svc_node1`, `<name>_svc_node2` (`make ui`
+creates those of the default instance). With
 `target = simulator` the servers are registered under those names and the worker resolves them
 through the simulator's registry (`ALTIBASE_SIM_STATE_DIR`), so the same Connections and SQL serve
 both targets. Readiness, the read-first step, the sensors and P7 connect from the worker; the

@@ -31,9 +31,11 @@ mode 0, SQL apply 0, the same data: row counts and column sums), **restore** (wh
 tables back in replication, a running sender for every server the application writes on, admin mode 0
 where every table is replicated, the application back where it ran — after a switchover by R13 — and
 the pair's invariant read again; the lock is released only when the pair is whole, else a precise
-operator message; with a server down, what is safe on the survivor), and **summary** (every statement,
-per server, restore's included, with time in admin mode; where the application writes and the pair's
-state, *read* at the end; its XCom tab: `text`, and `steps` with UTC times).
+operator message; with a server down, what is safe on the survivor), and **summary** (in its log: the
+pair and each server's Connection, the outage — application stopped → resumed, per server, from the service
+steps' records — beside the time in admin mode, every statement per server, restore's included; where the
+application writes and the pair's state, *read* at the end; a failed run names the task whose log
+explains it). A long wait shows its last reading in its task's XCom `progress`.
 
 With `recover`, **recover_leftovers** takes the pair's lock first — only from a holder that is over in
 Airflow or whose lease ran out — and then restores (README, "Recovery").
@@ -54,8 +56,9 @@ import time
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Label, Param, TriggerRule, task
+from airflow.sdk import DAG, Asset, AssetAlias, Label, Param, TriggerRule, task
 
+from altibase_ops.ddl.assets import SCHEMA_CHANGES_ALIAS, schema_change_events
 from altibase_ops.ddl.cluster import check_cluster
 from altibase_ops.ddl.operators import (
     DdlPlanOperator,
@@ -68,7 +71,7 @@ from altibase_ops.ddl.operators import (
 )
 from altibase_ops.ddl.preflight import PreflightError, check_connections, preflight
 from altibase_ops.ddl.procedure import VARIANTS
-from altibase_ops.ddl.records import holder_name, refresh_lease, release_lock, take_lock
+from altibase_ops.ddl.records import PairLockedError, holder_name, refresh_lease, release_lock, take_lock
 from altibase_ops.ddl.request import (
     DEFAULT_SCAN_MAX_ROWS,
     MAX_DDL_ENTRIES,
@@ -78,13 +81,14 @@ from altibase_ops.ddl.request import (
 )
 from altibase_ops.ddl.restore import procedure_began, restore, wait_for_steps_to_settle
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS, InvalidDdlError
-from altibase_ops.ddl.summary import failure_advice, observe_pair, summarize
+from altibase_ops.ddl.summary import failure_advice, failure_message, observe_pair, summarize
 from altibase_ops.ddl.verify import post_checks
 from altibase_ops.ddl.window import REFUSED_KEY, MaintenanceWindowOperator
 from altibase_ops.maintenance.history import record_outcome
 from altibase_ops.notify import notify
 from altibase_ops.operators.isql import DEFAULT_POD_STARTUP_TIMEOUT
 from altibase_ops.pairs import pairs_from_env
+from altibase_ops.refusals import fail_in_one_line, refusals_in_one_line
 from altibase_ops.sql.templates import SQL_DIR, SQL_FILTERS
 from altibase_ops.sys_password import DEFAULT_SECRET_KEY, DEFAULT_SECRET_NAME
 
@@ -145,7 +149,10 @@ with DAG(
         "service_mode": Param("can_stop", enum=["can_stop", "rolling"], title="Service mode", section="How",
                               description="can_stop: the application stops for the change (O1–O9). rolling: it "
                                           "stays up, one server at a time (R1–R13, SQL apply mode).", **DRAFT7),
+        # the form labels an enum's null option with values_display["null"] (else it prints "null")
         "service_control_mode": Param(None, type=["null", "string"], enum=[None, "manual", "simulator", "kubernetes"],
+                                      values_display={"null": "the pair's (else manual)", "manual": "manual",
+                                                      "simulator": "simulator", "kubernetes": "kubernetes"},
                                       title="Service control", section="How",
                                       description="Who stops and resumes the application. manual: a person, asked "
                                                   "in Required Actions. simulator: the simulator's load (make ui, "
@@ -244,13 +251,16 @@ with DAG(
     # only what tasks produce (the plan, audit records, what a service step changed).
     @task
     def validate_params(**context) -> None:
-        request = DdlRequest.from_params(context["params"])
-        # each Connection must exist, name its backend and (local runner) have an iSQL client for it:
-        # a typo or a missing client fails here, not mid-procedure
-        check_connections(request)
-        # the cluster, before recover_leftovers or any step can change it: service control names no
-        # Service of the database's own
-        check_cluster(request, log)
+        # a refusal is a message for a person: the task fails with it alone, no traceback
+        with refusals_in_one_line(log, InvalidRequestError, InvalidDdlError, PreflightError):
+            request = DdlRequest.from_params(context["params"])
+            # each Connection must exist, name its backend and (local runner) have an iSQL client for it:
+            # a typo or a missing client fails here, not mid-procedure
+            check_connections(request)
+            # the cluster, before recover_leftovers or any step can change it: service control names no
+            # Service of the database's own
+            check_cluster(request, log)
+        log.info("the params are valid for %s", request.describe_pair())
 
     @task
     def recover_leftovers(**context) -> dict | None:
@@ -275,7 +285,7 @@ with DAG(
             return preflight(DdlRequest.from_params(context["params"]), log, run_state=context["ti"].get_dagrun_state)
         except PreflightError as exc:
             context["ti"].xcom_push(key=REFUSED_KEY, value=str(exc))  # the summary records it in the history
-            raise
+            fail_in_one_line(log, str(exc))
 
     @task.short_circuit(ignore_downstream_trigger_rules=True)
     def stop_if_dry_run(**context) -> bool:
@@ -300,17 +310,24 @@ with DAG(
     def hold_pair(**context) -> dict:
         request = DdlRequest.from_params(context["params"])
         ti = context["ti"]
-        held = take_lock(request, ti.run_id, holder_name(ti.dag_id), log, run_state=ti.get_dagrun_state)
+        with refusals_in_one_line(log, PairLockedError):
+            held = take_lock(request, ti.run_id, holder_name(ti.dag_id), log, run_state=ti.get_dagrun_state)
         context["ti"].xcom_push(key="held_at", value=time.time())  # the history's start of this run
         notify("started", context, "The pair is held; the procedure begins.")
         return held
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    # Each table this run changed is an Asset event (altibase://<pair>/<USER>.<TABLE>, ddl/assets.py):
+    # the URIs are known only once the servers are read, hence the alias.
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, outlets=[AssetAlias(SCHEMA_CHANGES_ALIAS)])
     def run_post_checks(**context) -> dict:
         request = DdlRequest.from_params(context["params"])
-        refresh_lease(request, context["ti"].run_id, log)
+        run_id = context["ti"].run_id
+        refresh_lease(request, run_id, log)
         result = post_checks(request, log)
-        release_lock(request, context["ti"].run_id, log)  # the pair is whole: the next run may come
+        for uri, extra in schema_change_events(request, context["params"], run_id):
+            log.info("schema change: %s %s", uri, [c["statement"] for c in extra["changes"]])
+            context["outlet_events"][AssetAlias(SCHEMA_CHANGES_ALIAS)].add(Asset(uri), extra=extra)
+        release_lock(request, run_id, log)  # the pair is whole: the next run may come
         return result
 
     # Runs only when something failed: waits for steps still running elsewhere, then restores.
@@ -340,23 +357,26 @@ with DAG(
             log.info("the pair stays held by this run: %s", result["intermediate"])
         return result
 
+    # The run's summary, for a person: its log (formatted) and XCom return_value (text, steps, outage).
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(**context) -> dict:
-        from airflow.sdk.exceptions import AirflowException
-
         try:
             request = DdlRequest.from_params(context["params"])
-        except (InvalidRequestError, InvalidDdlError, TypeError, ValueError) as exc:
-            # validate_params failed and said why; repeat it in one line, not a second traceback
-            raise AirflowException(f"the run's params are invalid ({exc}); validate_params refused them "
-                                   "before any server was touched") from None
+        except (InvalidRequestError, InvalidDdlError, TypeError, ValueError):
+            # validate_params failed and said why: point there, in one line, not a second traceback
+            fail_in_one_line(log, "validate_params refused the run's params before any server was touched: its "
+                                  "log says which and why")
         ti = context["ti"]
         audits = audit_records(ti.xcom_pull(task_ids=[*step_task_ids(request), "recover_leftovers", "run_restore"],
                                             key="audit") or [])
         post = ti.xcom_pull(task_ids="run_post_checks")
         restored = ti.xcom_pull(task_ids="run_restore")
-        observation = observe_pair(request, service_history(context, request))
-        result = summarize(request, audits, post, restored, log, observation)
+        recovered = ti.xcom_pull(task_ids="recover_leftovers")
+        history = service_history(context, request)
+        observation = observe_pair(request, history)
+        # the outage is read from what the service steps and restore recorded, with their times
+        records = [*(recovered or {}).get("service", []), *history, *(restored or {}).get("service", [])]
+        result = summarize(request, audits, post, restored, log, observation, records)
         held_at = ti.xcom_pull(task_ids="hold_pair", key="held_at")
         if held_at is not None:  # the run held the pair: its outcome goes into the pair's history
             record_outcome(request, "applied" if post is not None else "failed", ti.run_id, ti.dag_id, held_at, log)
@@ -366,16 +386,18 @@ with DAG(
             record_outcome(request, "failed", ti.run_id, ti.dag_id, time.time(), log, reason=refused[0])
         recovered_at = ti.xcom_pull(task_ids="recover_leftovers", key="held_at")
         began = held_at is not None or recovered_at is not None
-        recovered = ti.xcom_pull(task_ids="recover_leftovers")
         if held_at is None and recovered_at is not None and (recovered or {}).get("whole"):
             # recover made the pair whole, then a gate stopped the run before hold_pair: nothing of it holds
             release_lock(request, ti.run_id, log)
         if post is None:
             ti.xcom_push(key="summary", value=result)  # kept for a failed run too
-            message = f"the procedure did not complete: see the failed task and run_restore's log. {result['service']}"
+            # the task that holds the explanation, from the states Airflow has now (run_restore only if it ran)
+            states = {task_id: str(getattr(state, "value", state)) for task_id, state in
+                      ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {}).items()}
+            message = f"{failure_message(states, step_task_ids(request))} {result['service']}"
             notify("failed", context,
                    f"{message}\n\n{failure_advice(restored, began, observation)}\n\n{result['text']}")
-            raise AirflowException(message)
+            fail_in_one_line(log, message)
         notify("succeeded", context, result["text"])
         return result
 

@@ -34,9 +34,11 @@ A scheduled run has no trigger form, so it uses the param defaults. Both come fr
 of the Airflow processes (read when the file is parsed — cheap, and no Variable, Connection or
 database is touched at parse time):
 - `ALTIBASE_HEALTH_SCHEDULE`: a cron expression or preset (`@hourly`); default `*/10 * * * *`.
-- `ALTIBASE_HEALTH_PAIRS`: the `pairs` default as JSON; default: `pair1` = `altibase_node1`
-  (active) / `altibase_node2` (standby), replication `REP1`. A malformed value is an import error
-  in the UI, not a failed run.
+- `ALTIBASE_HEALTH_PAIRS`: the `pairs` default as JSON; default: the fleet — `ALTIBASE_PAIRS`
+  (else `pair1` = `altibase_node1` (active) / `altibase_node2` (standby), replication `REP1`) and the
+  pairs of the file `ALTIBASE_PAIRS_FILE`, which the next parse reads again (a pair
+  `altibase_provision` added is checked without a restart). A malformed value is an import error in
+  the UI, not a failed run.
 
 Set them for every Airflow component (in docker-compose: `x-airflow-common`). The thresholds'
 defaults live here; change them in the file, or per run in the trigger form.

@@ -15,6 +15,7 @@ simulator the servers' files stay. An emptyDir's data ends with its pod either w
 | **drop_replication** | `DROP REPLICATION rep` on every node that has it (already gone counts as done) |
 | **delete_instance** | deletes the StatefulSet/Deployments/Pods and Services found by the instance's labels (whatever workload or topology made them), and the claims only with `delete_data`; simulator: removes the servers |
 | **wait_until_deleted** | reschedules until nothing of the instance is left, pods included |
+| **leave_fleet** | takes the pair (named after the instance) out of the fleet's file (`ALTIBASE_PAIRS_FILE`), where provisioning put it |
 
 Re-running after a success (or after a failure, once its cause is fixed) finishes the job: what is
 already gone is skipped.
@@ -28,6 +29,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 
+from altibase_ops.pairs import remove_from_fleet
 from altibase_ops.provision.inspect import plan_teardown
 from altibase_ops.provision.operators import (
     DeleteInstanceOperator,
@@ -89,4 +91,10 @@ with DAG(
     deleted = DeleteInstanceOperator(task_id="delete_instance", trigger_rule=TriggerRule.NONE_FAILED)
 
     planned >> stop_if_dry_run() >> stopped >> dropped >> deleted
-    deleted >> InstanceDeletedSensor(task_id="wait_until_deleted")
+    @task
+    def leave_fleet(**context) -> str:  # a pair that is gone would only turn the health DAG red
+        said = remove_from_fleet(context["params"]["name"])
+        log.info("%s", said)
+        return said
+
+    deleted >> InstanceDeletedSensor(task_id="wait_until_deleted") >> leave_fleet()

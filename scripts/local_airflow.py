@@ -108,11 +108,21 @@ class AirflowUI:
     def log(self, component: str) -> Path:
         return self.home / f"{component}.log"
 
-    def start(self, env: dict[str, str]) -> None:
-        """Migrate the database, then start the four components (the admin's password set beforehand)."""
+    def start(self, env: dict[str, str], connections: dict[str, dict[str, Any]] | None = None) -> None:
+        """Migrate the database, create ``connections`` ({conn_id: {conn_type, host, …}}) in it, then start
+        the four components (the admin's password set beforehand)."""
         (self.home / "passwords.json").write_text(json.dumps({ADMIN: self.password}))
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=self.home, check=True,
                        capture_output=True, timeout=180)
+        if connections:
+            # in the metadata database (not AIRFLOW_CONN_*): the Connections page lists them, a person edits them
+            path = self.home / "connections.json"
+            path.write_text(json.dumps(connections))
+            try:
+                subprocess.run([str(BIN / "airflow"), "connections", "import", str(path)], env=env, cwd=self.home,
+                               check=True, capture_output=True, timeout=180)
+            finally:
+                path.unlink()
         for name in COMPONENTS:
             with open(self.log(name), "wb") as log:
                 self.processes[name] = subprocess.Popen(

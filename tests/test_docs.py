@@ -32,3 +32,16 @@ def test_every_document_the_code_cites_is_in_the_repository():
     missing = sorted((name, ref) for name, ref in cited
                      if not (ROOT / ref).exists() and not (ROOT / "docs" / ref).exists())
     assert not missing, f"cited but not in the repository: {missing}"
+
+
+def test_the_readmes_asset_consumer_example_is_a_dag_scheduled_on_the_uri_a_ddl_run_emits():
+    from altibase_ops.ddl.assets import asset_uri
+
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- example: asset consumer -->\n```python\n(.*?)```", text, re.S)
+    assert match, "README.md has no asset consumer example"
+    namespace: dict = {}
+    exec(compile(match.group(1), "README.md (asset consumer)", "exec"), namespace)
+    dag = namespace["dag"]
+    assert [a.uri for a in dag.schedule] == [asset_uri("pair1", "SYS.T1")]
+    assert list(dag.task_dict) == ["rebuild"]

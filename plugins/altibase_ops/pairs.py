@@ -1,14 +1,18 @@
 """The fleet: every replicated pair this Airflow looks after, by name, in one place.
 
 One convention for every DAG: a pair is ``{name, replication_name, servers: [{name, conn_id, role},
-{…}]}`` with optional ``service_control`` and ``runner`` (as the DDL DAG's params), read from
-``$ALTIBASE_PAIRS`` (JSON) when a DAG file is parsed. The health DAG checks these pairs, the
-maintenance DAG rolls changes out to them, and a change file names them. Validated here, so a typo is
-an import error in the UI, not a red run at 3 am. Reads no Variable, Connection or database.
+{…}]}`` with optional ``service_control`` and ``runner`` (as the DDL DAG's params). The fleet is
+``$ALTIBASE_PAIRS`` (JSON) plus the pairs of the file ``$ALTIBASE_PAIRS_FILE`` (a JSON list; ``make ui``:
+``.ui/pairs.json``), read on every call — when a DAG file is parsed and when a task runs — so a pair
+added to the file (``altibase_provision`` adds the pair it built) is usable without restarting
+anything. The health DAG checks these pairs, the maintenance DAG rolls changes out to them, and a
+change file names them. Validated here, so a typo is an import error in the UI, not a red run at 3 am.
+Reads no Variable, Connection or database.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from altibase_ops.sql.identifiers import (
 )
 
 PAIRS_ENV = "ALTIBASE_PAIRS"
+PAIRS_FILE_ENV = "ALTIBASE_PAIRS_FILE"
 DEFAULT_PAIRS: list[dict[str, Any]] = [{
     "name": "pair1", "replication_name": "REP1",
     "servers": [{"name": "node1", "conn_id": "altibase_node1", "role": "active"},
@@ -52,16 +57,79 @@ class Pair:
 
 
 def pairs_from_env(environ: dict[str, str] | None = None, env: str = PAIRS_ENV) -> list[dict[str, Any]]:
-    """The configured pairs: ``$ALTIBASE_PAIRS`` (JSON), else ``DEFAULT_PAIRS`` (the simulator's pair)."""
-    raw = (os.environ if environ is None else environ).get(env, "").strip()
-    if not raw:
-        return DEFAULT_PAIRS
+    """The configured pairs: ``$ALTIBASE_PAIRS`` (JSON), else ``DEFAULT_PAIRS`` (the simulator's pair);
+    for the fleet (``env`` = ALTIBASE_PAIRS), followed by the pairs of ``$ALTIBASE_PAIRS_FILE``."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(env, "").strip()
     try:
-        pairs = json.loads(raw)
+        pairs = json.loads(raw) if raw else DEFAULT_PAIRS
     except ValueError as exc:
         raise InvalidPairsError(f"{env} is not JSON: {exc}") from None
-    validate_pairs(pairs)
+    if env == PAIRS_ENV and (path := environ.get(PAIRS_FILE_ENV, "").strip()):
+        pairs = [*pairs, *file_pairs(path)] if isinstance(pairs, list) else pairs
+    if pairs is not DEFAULT_PAIRS:
+        validate_pairs(pairs)
     return pairs
+
+
+def file_pairs(path: str) -> list[dict[str, Any]]:
+    """The pairs of a fleet file; none while it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            pairs = json.load(f)
+    except FileNotFoundError:
+        return []
+    except ValueError as exc:
+        raise InvalidPairsError(f"{PAIRS_FILE_ENV} ({path}) is not JSON: {exc}") from None
+    if not isinstance(pairs, list):
+        raise InvalidPairsError(f"{PAIRS_FILE_ENV} ({path}): expected a JSON list of pairs")
+    return pairs
+
+
+def add_to_fleet(pair: dict[str, Any], environ: dict[str, str] | None = None) -> str:
+    """Put ``pair`` into the fleet file (replacing a pair of the file with its name), for every DAG's
+    next parse and every task from now on; a sentence saying what happened. Refuses a name that
+    ``$ALTIBASE_PAIRS`` already gives another pair: the environment is not this function's to change."""
+    environ = os.environ if environ is None else environ
+    path = environ.get(PAIRS_FILE_ENV, "").strip()
+    if not path:
+        return (f"the fleet has no file ({PAIRS_FILE_ENV} is not set): add it to {PAIRS_ENV} for the DDL, "
+                f"health and maintenance DAGs: {json.dumps(pair)}")
+    env_pairs = pairs_from_env({PAIRS_ENV: environ.get(PAIRS_ENV, "")})  # DEFAULT_PAIRS when unset
+    clash = next((p for p in env_pairs if p["name"] == pair["name"]), None)
+    if clash == pair:
+        return f"pair {pair['name']!r} is in the fleet already ({PAIRS_ENV}), as built"
+    if clash is not None:
+        raise InvalidPairsError(f"pair {pair['name']!r} is already in {PAIRS_ENV} with other servers "
+                                f"({json.dumps(clash['servers'])}); choose another instance name")
+    # one writer at a time (two provisioning runs of different instances may end together); the
+    # readers see the old or the new file, never half of one (rename)
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pairs = [p for p in file_pairs(path) if p.get("name") != pair["name"]] + [pair]
+        validate_pairs([*env_pairs, *pairs])
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            json.dump(pairs, f, indent=2)
+        os.replace(f"{path}.tmp", path)
+    return f"pair {pair['name']!r} added to the fleet ({path}): the DDL, health and maintenance DAGs see it"
+
+
+def remove_from_fleet(name: str, environ: dict[str, str] | None = None) -> str:
+    """Take pair ``name`` out of the fleet file (a teardown); a sentence saying what happened."""
+    environ = os.environ if environ is None else environ
+    path = environ.get(PAIRS_FILE_ENV, "").strip()
+    if not path:
+        return f"the fleet has no file ({PAIRS_FILE_ENV} is not set): remove {name!r} from {PAIRS_ENV} if it is there"
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pairs = file_pairs(path)
+        kept = [p for p in pairs if p.get("name") != name]
+        if len(kept) == len(pairs):
+            return f"pair {name!r} is not in the fleet's file ({path})"
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            json.dump(kept, f, indent=2)
+        os.replace(f"{path}.tmp", path)
+    return f"pair {name!r} removed from the fleet ({path}): the health DAG stops checking it"
 
 
 def validate_pairs(pairs: Any) -> list[Pair]:

@@ -66,6 +66,10 @@ def trigger(page, ui, screenshot: str, *, real_run: bool) -> str:
         if not poke.is_visible():
             form.get_by_text("Safety", exact=True).first.click()  # open the section, as a person would
         poke.fill("0.5")
+    if not form.locator("#element_service_control_mode").is_visible():
+        form.get_by_text("How", exact=True).first.click()  # open the section, as a person would
+    # the empty choice says what it means, not "null"
+    assert form.get_by_text("the pair's (else manual)").count() >= 1
     shot(page, screenshot)
     form.get_by_role("button", name="Trigger", exact=True).click()
     # the UI refreshes its queries, closes the form and opens the new run: slow on a busy machine
@@ -182,7 +186,8 @@ def test_the_newcomer_path_make_ui_dry_run_plan_approvals_and_summary(newcomer, 
         query(sim, "node1", "SELECT C3 FROM SYS.T1 WHERE C1 = -1")
 
     def stop_as_told() -> None:  # the request says what "stop the application service" means here
-        assert page.get_by_text("altibase-sim load stop --server node1").count() >= 1
+        # the command as it can be pasted: with the state directory the worker uses
+        assert page.get_by_text(f"ALTIBASE_SIM_STATE_DIR={sim.state_dir} altibase-sim load stop --server node1").count() >= 1
         sim.load_stop("node1")
 
     real_run = trigger(page, ui, "05_trigger_form_real_run", real_run=True)

@@ -22,7 +22,7 @@ import logging
 import re
 import textwrap
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
@@ -123,7 +123,8 @@ def test_maintenance_rolls_changes_out_to_a_fleet_with_a_canary_and_lanes_and_no
 
             # 2. the rollout: canary p1, then p2 and p3 side by side (checked below, once it ended)
             m1 = ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_1", "logical_date": None,
-                                                         "conf": {"concurrency": 2, "canary_pairs": 1}})
+                                                         "conf": {"concurrency": 2, "canary_pairs": 1,
+                                                                  "dry_run": False}})
             # 1. meanwhile, on p4 (not in the fleet): a run that waits for a person holds the pair; a second
             #    run on it is refused naming the first; the person rejects and the pair is given back
             p4 = {"servers": [{"name": "p4a", "conn_id": "altibase_p4a", "role": "active"},
@@ -168,11 +169,13 @@ def test_maintenance_rolls_changes_out_to_a_fleet_with_a_canary_and_lanes_and_no
                     assert mine == sorted((c, "applied", f"maintenance__{p}__{c}__window_1") for c in CHANGES), server
 
             # 3. nothing twice; an edited file is reported, not re-run
-            ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_2", "logical_date": None, "conf": {}})
+            ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_2", "logical_date": None,
+                                                    "conf": {"dry_run": False}})
             assert run_to_end(ui, MAINTENANCE, "window_2") == "success", ui.failure_report(MAINTENANCE, "window_2")
             assert "0001_add_c3: applied, 0002_index_c3: applied" in task_log(ui, MAINTENANCE, "window_2", "plan")
             (changes / "0001_add_c3.yaml").write_text(change_file("0001_add_c3", "ALTER TABLE SYS.T1 ADD COLUMN (C3 BIGINT)"))
-            ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_3", "logical_date": None, "conf": {}})
+            ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_3", "logical_date": None,
+                                                    "conf": {"dry_run": False}})
             assert run_to_end(ui, MAINTENANCE, "window_3") == "failed"
             report = task_log(ui, MAINTENANCE, "window_3", "report")
             assert all(f"{p}/0001_add_c3: edited" in report for p in PAIRS), report
@@ -256,7 +259,7 @@ def test_a_change_refused_in_preflight_is_recorded_as_failed_and_left_for_a_pers
         assert "would lose its last table" in str(refused.value)
 
         # window 1: p1 is the canary, and preflight refuses the change there
-        conf = {"canary_pairs": 1, "concurrency": 1}
+        conf = {"canary_pairs": 1, "concurrency": 1, "dry_run": False}
         ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "window_1", "logical_date": None, "conf": conf})
         assert run_to_end(ui, MAINTENANCE, "window_1") == "failed"
         history = ("SELECT CHANGE_ID, OUTCOME, RUN_ID, DAG_ID, REASON FROM SYS.AIRFLOW_CHANGE_HISTORY "
@@ -284,6 +287,57 @@ def test_a_change_refused_in_preflight_is_recorded_as_failed_and_left_for_a_pers
             assert ("C3",) not in query(sim, node, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
                                                    "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
                                                    "t.TABLE_NAME = 'T1'"), node
+    finally:
+        leftovers = ui.stop()
+        stop_daemon(state_dir)
+        assert not leftovers, f"processes of this Airflow still running after stop: {leftovers}"
+
+
+def test_a_manual_trigger_with_the_form_defaults_only_plans_and_the_scheduled_run_applies(tmp_path):
+    state_dir = tmp_path / "sim"
+    sim = start_daemon(state_dir, ["p1a", "p1b"])
+    changes = tmp_path / "changes"
+    changes.mkdir()
+    (changes / "0001_add_c3.yaml").write_text(change_file("0001_add_c3", CHANGES["0001_add_c3"]))
+    home = tmp_path / "airflow"
+    home.mkdir()
+    ui = AirflowUI(home=home, port=free_port())
+    try:
+        seed_replicated_pair(sim, ("p1a", "p1b"))
+        env = airflow_env(home, ui.port, sim)
+        # daily at this minute, catchup off: the scheduler opens today's window (open for 120 min) once, as
+        # soon as the DAG is unpaused; the next one is tomorrow's
+        now = datetime.now(UTC)
+        env.update({"ALTIBASE_PAIRS": json.dumps(fleet(str(state_dir), ("p1",))), "ALTIBASE_CHANGES_DIR": str(changes),
+                    "ALTIBASE_MAINTENANCE_SCHEDULE": f"{now.minute} {now.hour} * * *"})
+        ui.start(env)
+        ui.wait_ready(MAINTENANCE)
+        ui.wait_ready(DDL)
+        for dag_id in (DDL, MAINTENANCE):
+            ui.api(f"dags/{dag_id}", {"is_paused": False}, method="PATCH")
+
+        def scheduled_run() -> str | None:
+            runs = ui.api(f"dags/{MAINTENANCE}/dagRuns?limit=20")["dag_runs"]
+            return next((r["dag_run_id"] for r in runs if r["run_type"] == "scheduled"), None)
+
+        # the scheduled run takes the params' defaults (dry_run ticked) and applies
+        scheduled = wait_for(ui, "the scheduled maintenance run", scheduled_run, timeout=180)
+        assert run_to_end(ui, MAINTENANCE, scheduled) == "success", ui.failure_report(MAINTENANCE, scheduled)
+        assert ddl_runs(ui)[f"maintenance__p1__0001_add_c3__{scheduled}"]["state"] == "success"
+        for node in ("p1a", "p1b"):
+            assert query(sim, node, "SELECT COUNT(C3) FROM SYS.T1") == [(0,)], node
+
+        # a new change; a person presses Trigger and keeps the form's defaults (the REST API's empty conf)
+        (changes / "0002_index_c3.yaml").write_text(change_file("0002_index_c3", CHANGES["0002_index_c3"]))
+        ui.api(f"dags/{MAINTENANCE}/dagRuns", {"dag_run_id": "pressed_trigger", "logical_date": None, "conf": {}})
+        assert run_to_end(ui, MAINTENANCE, "pressed_trigger") == "success", \
+            ui.failure_report(MAINTENANCE, "pressed_trigger")
+        plan = task_log(ui, MAINTENANCE, "pressed_trigger", "plan")
+        assert "0001_add_c3: applied, 0002_index_c3: pending" in plan and "nothing is triggered" in plan, plan
+        assert not [r for r in ddl_runs(ui) if r.endswith("__pressed_trigger")]
+        for node in ("p1a", "p1b"):  # the preview changed nothing
+            assert query(sim, node, "SELECT COUNT(*) FROM SYSTEM_.SYS_INDICES_ WHERE INDEX_NAME = 'T1_C3_IDX'") \
+                == [(0,)], node
     finally:
         leftovers = ui.stop()
         stop_daemon(state_dir)

@@ -200,6 +200,66 @@ def test_kubernetes_target_applies_waits_and_runs_the_sql_through_the_services(c
         == [(1,)]
 
 
+def test_provisioning_with_its_defaults_uses_connections_named_after_its_services_and_the_pair_joins_the_fleet(
+        cluster, run, monkeypatch, tmp_path):
+    """As under ``make ui``: altibase_node1/2 belong to another pair (the DDL DAG's defaults), so the default
+    instance is reached through altibase_svc_node1/2 (make ui creates them); the pair it built joins the
+    fleet's file, and the DDL and health DAGs use it by name in the same process — no restart."""
+    import importlib.util
+
+    from airflow import settings
+
+    from altibase_ops.provision.request import provision_params
+
+    for node in ("node1", "node2"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_{node.upper()}", json.dumps({  # another pair's: not touched
+            "conn_type": "altibase", "host": "127.0.0.1", "port": 1, "login": "SYS", "password": "manager",
+            "extra": {"backend": "simulator"}}))
+        monkeypatch.setenv(f"AIRFLOW_CONN_ALTIBASE_SVC_{node.upper()}", json.dumps({
+            "conn_type": "altibase", "host": f"altibase-svc-{node}", "port": 20300, "login": "SYS",
+            "password": "manager", "extra": {"backend": "simulator"}}))
+    fleet_file = tmp_path / "pairs.json"
+    monkeypatch.setenv("ALTIBASE_PAIRS_FILE", str(fleet_file))
+    monkeypatch.delenv("ALTIBASE_PAIRS", raising=False)
+
+    defaults = {name: param.value for name, param in provision_params().items()}
+    assert defaults["altibase_conn_ids"] == []  # the form's default: named after the Services
+    assert_success(run("altibase_provision", **{**defaults, **FAST, "dry_run": False}))
+    (pair,) = json.loads(fleet_file.read_text())
+    assert pair == {"name": "altibase", "replication_name": "REP1", "service_control": {"mode": "simulator"},
+                    "servers": [{"name": "node1", "conn_id": "altibase_svc_node1", "role": "active"},
+                                {"name": "node2", "conn_id": "altibase_svc_node2", "role": "standby"}]}
+
+    def parsed_now(dag_id: str) -> Any:  # as the dag-processor's next parse: the file read again
+        monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path / dag_id))
+        spec = importlib.util.spec_from_file_location(f"fresh_{dag_id}", tmp_path / dag_id / f"{dag_id}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.dag
+
+    ddl_dag = parsed_now("altibase_replicated_ddl")
+    assert "altibase" in ddl_dag.params.get_param("pair").schema["enum"]  # the form's Pair list
+    changed = dag_test_with_defaults("altibase_replicated_ddl", {"pair": "altibase", "dry_run": False,
+                                                                 "poke_interval_seconds": 0.2}, ddl_dag)
+    assert str(changed.state) == "success", states(changed)
+    for server in ("altibase-node1", "altibase-node2"):
+        assert ("C3",) in query(cluster, server, "SELECT c.COLUMN_NAME FROM SYSTEM_.SYS_COLUMNS_ c, "
+                                                 "SYSTEM_.SYS_TABLES_ t WHERE c.TABLE_ID = t.TABLE_ID AND "
+                                                 "t.TABLE_NAME = 'T1'"), server
+
+    health_dag = parsed_now("altibase_replication_health")
+    assert [p["name"] for p in health_dag.params["pairs"]] == ["pair1", "altibase"]  # the fleet, as parsed now
+    only_new = [p for p in health_dag.params["pairs"] if p["name"] == "altibase"]
+    checked = dag_test_with_defaults("altibase_replication_health", {"pairs": only_new, "stall_check_seconds": 0},
+                                     health_dag)
+    assert str(checked.state) == "success", states(checked)
+    assert sorted(ti.rendered_map_index for ti in dagrun_tis(checked, "check_server")) == \
+        ["altibase/node1", "altibase/node2"]
+
+    assert_success(run("altibase_teardown", altibase_conn_ids=[]))  # and the teardown takes it out again
+    assert json.loads(fleet_file.read_text()) == []
+
+
 def test_a_provisioned_pair_goes_to_the_ddl_dag_and_the_health_dag_as_it_is(cluster, run, monkeypatch):
     """Provisioning with its defaults builds the pair the DDL DAG's defaults expect (two tables;
     Active-Standby: node1 sends, node2 does not), reached through the same Connections (altibase_node1/2,

@@ -82,6 +82,11 @@ def test_an_approval_answered_the_moment_it_appears_never_fails_the_task(tmp_pat
             logs = sorted(p for p in folder.glob("attempt=*.log") if ".trigger." not in p.name)
             assert [p.name for p in logs] == ["attempt=1.log"], logs
             assert "the answer is collected from" in logs[0].read_text(), run_id
+            # the wait's last reading, written by the trigger in the triggerer, where the UI shows it (XCom tab)
+            progress = ui.api(f"dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/O1_service_stop/"
+                              "xcomEntries/progress")["value"]
+            assert progress.startswith("approval of 'O1: stop the application service of node1': no answer yet · "
+                                       "answered · "), progress
         mismatches = [line for line in ui.log("scheduler").read_text(errors="replace").splitlines()
                       if "state attribute is" in line]
         assert not mismatches, mismatches

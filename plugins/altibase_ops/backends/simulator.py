@@ -51,6 +51,13 @@ def database_error(exc: BaseException) -> tuple[str | None, str] | None:
     return None
 
 
+def simulator_state_dir() -> Path:
+    """The simulator's state directory as this process uses it (``ALTIBASE_SIM_STATE_DIR``, else the default)."""
+    from altibase_sim.registry import default_state_dir
+
+    return default_state_dir()
+
+
 # ------------------------------------------------------------------------- the simulator as a target
 def control(state_dir: str | Path | None) -> Any:
     """A client of the running simulator daemon of ``state_dir`` (servers, faults, the application load)."""

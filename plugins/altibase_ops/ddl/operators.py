@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shlex
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import jinja2
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context, TaskGroup
 from airflow.sdk.bases.operator import ExecutorSafeguard
 
+from altibase_ops.backends.simulator import simulator_state_dir
 from altibase_ops.ddl.plan import format_ddl_plan, plan_ddl_run
 from altibase_ops.ddl.procedure import VARIANTS, Block, Step, procedure, variant_id
 from altibase_ops.ddl.records import refresh_lease
@@ -38,6 +40,7 @@ from altibase_ops.ddl.steps import (
 from altibase_ops.ddl.verify import check_table_data
 from altibase_ops.notify import AltibaseRunNotifier
 from altibase_ops.operators.isql import IsqlOperator
+from altibase_ops.progress import PROGRESS_INTERVAL_SECONDS, Progress, task_address, wait_title, xcom_writer
 from altibase_ops.sensors.altibase import (
     DEFERRAL_MARGIN_SECONDS,
     IN_PROCESS_FIRST_SECONDS,
@@ -208,9 +211,9 @@ class DdlBlockOperator(DdlIsqlStepOperator):
         elif step.action == "verify":
             value = check_table_data(request, self.log)
         elif opening:
-            value = self._opening_wait(step, request, started_at)
+            value = self._opening_wait(step, request, started_at, context)
         else:
-            value = wait_in_process(step, request, started_at, self.log)
+            value = wait_in_process(step, request, started_at, self.log, progress=self._progress(step, request, context))
         self.log.info("%s ends on %s after %.2f s", step.step_id, request.server(step.role).name,
                       time.monotonic() - begun)
         return value
@@ -244,7 +247,20 @@ class DdlBlockOperator(DdlIsqlStepOperator):
             runner.on_kill()
         super().on_kill()
 
-    def _opening_wait(self, step: Step, request: DdlRequest, started_at: dict[str, int]) -> Any:
+    def _progress(self, step: Step, request: DdlRequest, context: Context) -> Progress:
+        """A wait inside the block shows its reading in the task's XCom ``progress`` once it lasts (most end
+        in a second: those write nothing); lanes write one at a time, as they push their audits."""
+        write = xcom_writer(task_address(context["ti"]))
+
+        def write_locked(text: str) -> None:
+            with self._audit_lock:
+                write(text)
+
+        check, _, timeout = step_check(step, request)
+        return Progress(wait_title(check, request.server(step.role).conn_id), write_locked, timeout=timeout,
+                        quiet_for=PROGRESS_INTERVAL_SECONDS)
+
+    def _opening_wait(self, step: Step, request: DdlRequest, started_at: dict[str, int], context: Context) -> Any:
         """A wait before the block's first statement (the application leaving): polled here for a while,
         then handed to the triggerer — nothing of the block has changed anything yet, so the block
         starts over when it fires (the waits that passed pass again at once)."""
@@ -261,7 +277,8 @@ class DdlBlockOperator(DdlIsqlStepOperator):
         self.defer(**check_deferral(check=check, altibase_conn_id=server.conn_id, arguments=arguments,
                                     poke_interval=request.poke_interval_seconds, deadline=began + timeout,
                                     client_info=CLIENT_INFO, server_started_at=None if expected is None else int(expected),
-                                    margin=DEFERRAL_MARGIN_SECONDS),
+                                    margin=DEFERRAL_MARGIN_SECONDS,
+                                    progress={"to": task_address(context["ti"]), "began": began}),
                    method_name="execute_after_wait", kwargs={"step_id": step.step_id})
 
     def execute_after_wait(self, context: Context, event: dict[str, Any], step_id: str = "") -> Any:
@@ -331,12 +348,13 @@ class DdlServiceStepOperator(ServiceControlOperator):
         target = step_service_target(self.step, request)
         server = request.server(self.step.role)
         if target.control["mode"] == "manual" and on_simulator(server.conn_id):
-            # a person trying the DAG on the simulator (make ui): "the application" is its load
+            # a person trying the DAG on the simulator (make ui): "the application" is its load; the commands
+            # carry the state directory the worker uses, so they can be pasted as they are
+            state = f"ALTIBASE_SIM_STATE_DIR={shlex.quote(str(simulator_state_dir()))} "
             target = dataclasses.replace(target, context_md=(
                 f"{target.context_md}\n\nOn the simulator the application is its load: "
-                f"`altibase-sim load stop --server {server.name}` stops it, `altibase-sim load start --server "
-                f"{server.name}` starts it again (with ALTIBASE_SIM_STATE_DIR as Airflow has it; `make ui` "
-                "printed both)."))
+                f"`{state}altibase-sim load stop --server {server.name}` stops it, `{state}altibase-sim load start "
+                f"--server {server.name}` starts it again (`load status` shows how it ran)."))
         return target
 
 

@@ -71,9 +71,12 @@ def plan_ddl_run(request: DdlRequest) -> list[PlannedStep]:
 
 
 def format_ddl_plan(request: DdlRequest, plan: list[PlannedStep]) -> str:
-    lines = [f"Plan: {request.variant} on replication {request.replication_name}, tables "
-             f"{', '.join(request.tables)}", ""]
+    # the pair and its Connections first: two runs on two pairs must not look alike
+    conn_ids = {s.name: s.conn_id for s in request.servers}
+    lines = [f"Plan for {request.describe_pair()}",
+             f"{request.variant} on replication {request.replication_name}, tables {', '.join(request.tables)}", ""]
     for item in plan:
-        lines.append(f"[stage {item.stage:>2}] {item.step_id:<8} {item.title} — {item.server} ({item.task_id})")
+        lines.append(f"[stage {item.stage:>2}] {item.step_id:<8} {item.title} — {item.server} "
+                     f"[{conn_ids[item.server]}] ({item.task_id})")
         lines += [f"              {s}" for s in item.statements]
     return "\n".join(lines)

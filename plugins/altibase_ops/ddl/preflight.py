@@ -182,7 +182,10 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
             problems.append(f"{server.name}: another request: " + locked_message(request, server.name, lock, run_state))
         elif ours and not request.recover:
             problems.append(locked_message(request, server.name, lock, run_state))
-        missing = [t for t in request.tables if t not in state.items]
+        # a table that does not exist is said so first, and only so: no advice about its replication
+        missing_tables = [t for t in request.tables if t not in state.tables]
+        problems += [f"{server.name}: table {table} does not exist" for table in missing_tables]
+        missing = [t for t in request.tables if t not in state.items and t not in missing_tables]
         if missing and ours:
             # what an interrupted run of this request leaves (after O4/R4), proven by its lock
             notes.append(f"{server.name}: {', '.join(missing)} out of replication {request.replication_name}, "
@@ -230,8 +233,6 @@ def preflight(request: DdlRequest, log: Any, run_state: Any = None) -> dict[str,
             elif stmt.kind == "drop_index" and table is not None and table.split(".")[0] != stmt.index.split(".")[0]:
                 problems.append(f"{server.name}: index {stmt.index} is owned by {stmt.index.split('.')[0]}, not by "
                                 f"the owner of its table {table}; this DAG changes only the table owner's objects")
-        missing_tables = [t for t in request.tables if t not in state.tables]
-        problems += [f"{server.name}: table {table} does not exist" for table in missing_tables]
         if not missing_tables:
             problems += missing_targets(request, server.name, state)
     if not problems:

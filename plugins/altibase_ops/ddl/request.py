@@ -90,6 +90,12 @@ class DdlRequest:
     change_checksum: str = ""
     not_before: datetime | None = None  # the maintenance window, when the run has one (UTC)
     not_after: datetime | None = None
+    pair: str = ""  # the fleet's name for the pair (param ``pair``); "" when the params name the servers
+
+    def describe_pair(self) -> str:
+        """The pair as a person tells two runs apart: its name and each server's role and Connection."""
+        name = f"pair {self.pair}" if self.pair else "pair (given by its servers, not by name)"
+        return f"{name}: " + ", ".join(f"{s.name} ({s.role}, Connection {s.conn_id})" for s in self.servers)
 
     @property
     def variant(self) -> str:
@@ -248,21 +254,24 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
     if len(raw_ddl) > MAX_DDL_ENTRIES:
         raise InvalidRequestError(f"ddl: at most {MAX_DDL_ENTRIES} statements per request (got {len(raw_ddl)}): every "
                                   "one runs inside the admin-mode window; split the change")
-    ddl = []
+    ddl, refused = [], []
+    # every bad entry at once, one line each: a person fixes them all before the next try
     for i, text in enumerate(raw_ddl):
         try:
             stmt = parse_ddl(text)
         except InvalidDdlError as exc:
-            raise InvalidRequestError(f"ddl[{i}]: {exc}") from None
+            refused.append(f"ddl[{i}]: {exc}")
+            continue
         if stmt.table is not None and stmt.table not in tables:
-            raise InvalidRequestError(f"ddl[{i}]: {stmt.table} is not one of the listed tables {tables}")
-        if stmt.kind == "truncate" and service_mode == "rolling":
+            refused.append(f"ddl[{i}]: {stmt.table} is not one of the listed tables {tables}")
+        elif stmt.kind == "truncate" and service_mode == "rolling":
             # the servers turn one after the other while the application writes: rows that reach the second
             # server after the first emptied its table survive there, and the pair ends with two contents
-            raise InvalidRequestError(f"ddl[{i}]: TRUNCATE cannot run rolling (the other server keeps taking "
-                                      "writes between the turns, so the two servers end with different rows); "
-                                      "use service_mode can_stop")
+            refused.append(f"ddl[{i}]: TRUNCATE cannot run rolling (the other server keeps taking writes between "
+                           "the turns, so the two servers end with different rows); use service_mode can_stop")
         ddl.append(stmt)
+    if refused:
+        raise InvalidRequestError("\n".join(refused))
 
     control = params.get("service_control") or {"mode": "manual"}  # empty: a person is asked
     if not isinstance(control, dict) or control.get("mode") not in SERVICE_CONTROL_MODES:
@@ -299,6 +308,7 @@ def validate_request(params: dict[str, Any]) -> DdlRequest:
                                   f"({not_before.isoformat()})")
     return DdlRequest(
         change_id=change_id, change_checksum=change_checksum, not_before=not_before, not_after=not_after,
+        pair=str(params.get("pair") or ""),
         servers=servers, topology=topology, service_mode=service_mode, replication_name=replication_name,
         tables=tables, ddl=ddl, service_control=control, runner=runner,
         gap_timeout_seconds=_positive_int(params, "gap_timeout_seconds", 300, 86400),

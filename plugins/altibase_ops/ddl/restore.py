@@ -405,6 +405,7 @@ def restore(request: DdlRequest, service_history: list[dict[str, Any]], log: Any
     verdict = invariant.check(request, states, final, assumed_writers(request, r.history))
     problems = blocked + hard + [p for p in verdict.problems if p not in blocked]
     report = {"actions": r.actions, "notes": r.notes, "unsafe": problems, "audit": r.audits,
+              "service": r.history[len(service_history):],  # what restore did to the service, with its times
               "servers": {n: s.summary() for n, s in states.items()}, "data": data,
               "placement": final.describe(), "writers": verdict.writers, "intermediate": verdict.intermediate,
               "whole": not problems and not verdict.intermediate}

@@ -36,6 +36,7 @@ from altibase_ops.ddl.state import (
 )
 from altibase_ops.ddl.statements import DDL_SQL_FILTERS
 from altibase_ops.hooks.altibase import AltibaseHook
+from altibase_ops.progress import Progress, short_reading
 from altibase_ops.service.operator import ServiceTarget
 from altibase_ops.sql.isql import CONNECT_LABEL
 from altibase_ops.sql.steps import StatementResult, StepError, StepKind, run_script, split_statements
@@ -266,9 +267,9 @@ IN_PROCESS_POLL_SECONDS = 0.25
 
 
 def wait_in_process(step: Step, request: DdlRequest, started_at: dict[str, int] | None, log: Logger,
-                    timeout: float | None = None) -> Any:
+                    timeout: float | None = None, progress: Progress | None = None) -> Any:
     """A check step run inside a block: poll until it holds (its value), fails, or its timeout (the
-    step's, unless given) passes."""
+    step's, unless given) passes; each reading goes to ``progress`` (which writes at a bounded rate)."""
     check, arguments, step_timeout = step_check(step, request)
     timeout = step_timeout if timeout is None else timeout
     server = request.server(step.role)
@@ -277,12 +278,16 @@ def wait_in_process(step: Step, request: DdlRequest, started_at: dict[str, int] 
     while True:
         reading = run_check(check, server.conn_id, arguments, client_info=CLIENT_INFO,
                             server_started_at=None if expected is None else int(expected))
+        late = time.monotonic() > deadline
+        if progress is not None:
+            ended = {DONE: "done", FAILED: "failed"}.get(reading.status, "gave up" if late else "")
+            progress.report(f"{step.step_id} {short_reading(check, reading.value, reading.message)}", ended=ended)
         if reading.status == DONE:
             log.info("%s: %s", step.step_id, reading.message)
             return reading.value
         if reading.status == FAILED:
             raise StepWaitError(f"{step.step_id} on {server.name}: {reading.message}", failed=True)
-        if time.monotonic() > deadline:
+        if late:
             raise StepWaitError(f"{step.step_id} on {server.name}: still not satisfied after {timeout:.0f} s; "
                                 f"last reading: {reading.message}")
         time.sleep(min(IN_PROCESS_POLL_SECONDS, request.poke_interval_seconds))

@@ -1,4 +1,5 @@
-"""The run summary: every statement per server, time in admin mode per server, rows checked."""
+"""The run summary: the pair and its Connections, the outage and the time in admin mode per server, every
+statement per server, rows checked, and the pair as read at the end."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def observe_pair(request: DdlRequest, service_history: list[dict[str, Any]]) -> 
     ran): where the application writes, each server's state, and the invariant (``ddl/invariant.py``)."""
     from altibase_ops.ddl import invariant
     from altibase_ops.ddl.restore import assumed_writers
-    from altibase_ops.ddl.state import read_all
+    from altibase_ops.ddl.state import MissingTableError, read_all
     from altibase_ops.service.control import observe
 
     try:
@@ -25,7 +26,11 @@ def observe_pair(request: DdlRequest, service_history: list[dict[str, Any]]) -> 
     except Exception as exc:  # noqa: BLE001
         return {"readable": False, "error": f"the service control could not be read: {exc}",
                 "servers": {n: s.summary() for n, s in states.items()}}
-    verdict = invariant.check(request, states, placement, assumed_writers(request, service_history))
+    try:
+        verdict = invariant.check(request, states, placement, assumed_writers(request, service_history))
+    except MissingTableError as exc:  # a listed table that is not there (preflight refused it): say so
+        return {"readable": False, "error": f"the pair's state cannot be judged: {exc}",
+                "servers": {n: s.summary() for n, s in states.items()}}
     return {"readable": True, "observed": placement.observed, "changed": list(placement.changed),
             "placement": placement.describe(), "writers": verdict.writers, "invariant": verdict.as_dict(),
             "servers": {n: s.summary() for n, s in states.items()}}
@@ -60,14 +65,58 @@ def pair_statement(observation: dict[str, Any]) -> str:
     return f"pair: whole (read: {servers})"
 
 
+def outage(request: DdlRequest, service_records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per server, each time this run took its application away (stopped, or moved onto the peer) and
+    gave it back, as the service steps' and restore's records say (``service.control.stamped``): never
+    inferred from which steps ran. An interval with no record of the service coming back has no end."""
+    spans: dict[str, list[dict[str, Any]]] = {s.name: [] for s in request.servers}
+    for record in sorted((r for r in service_records if r and r.get("at") is not None), key=lambda r: r["at"]):
+        server, action = record.get("server"), record.get("action")
+        if server not in spans:
+            continue
+        open_span = spans[server][-1] if spans[server] and spans[server][-1]["to"] is None else None
+        if action == "stop" or (action == "move_to_peer" and server == record.get("step_server")):
+            if open_span is None:
+                peer = next((s.name for s in request.servers if s.name != server), "")
+                spans[server].append({"effect": "stopped" if action == "stop" else f"moved to {peer}",
+                                      "from": record["at"], "to": None, "kind": record.get("kind")})
+        elif action in ("resume", "restore") and open_span is not None and record.get("state") != "no service":
+            open_span["to"] = record["at"]
+    return spans
+
+
+def outage_lines(request: DdlRequest, spans: dict[str, list[dict[str, Any]]],
+                 admin_seconds: dict[str, float]) -> list[str]:
+    """One line per server: the application's outage (stopped → resumed) beside the time in admin mode."""
+    manual = request.service_control.get("mode") == "manual"
+    lines = ["  outage and time in admin mode per server (the outage: the application stopped → resumed, as the "
+             "service steps and restore recorded it" + ("; manual: when a person approved each step" if manual else "")
+             + "):"]
+    for server in request.servers:
+        parts = []
+        for span in spans.get(server.name, []):
+            begun = clock(span["from"])
+            if span["to"] is None:
+                parts.append(f"{span['effect']} {begun} → no resume recorded by this run")
+            else:
+                again = "resumed" if span["effect"] == "stopped" else "back"
+                parts.append(f"{span['effect']} {begun} → {again} {clock(span['to'])} "
+                             f"({span['to'] - span['from']:.2f} s)")
+        admin = admin_seconds.get(server.name)
+        lines.append(f"    {server.name:<12} {'; '.join(parts) or 'application not stopped by this run'}"
+                     f" · admin mode {'n/a' if admin is None else f'{admin:.2f} s'}")
+    return lines
+
+
 def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str, Any] | None,
-              restored: dict[str, Any] | None, log: Any, observation: dict[str, Any]) -> dict[str, Any]:
-    """The run summary: statements per server (restore's included), time in admin mode per server, the
-    data checked, and — read at the end — where the application writes and the pair's state."""
+              restored: dict[str, Any] | None, log: Any, observation: dict[str, Any],
+              service_records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run summary: the pair and its Connections, the outage and the time in admin mode per server,
+    statements per server (restore's included), the data checked, and — read at the end — where the
+    application writes and the pair's state."""
     conn_to_name = {s.conn_id: s.name for s in request.servers}
     admin_window: dict[str, dict[str, float]] = {}
-    lines = [f"Run summary — {request.variant}, replication {request.replication_name} (times in UTC)"]
-    steps = []
+    steps, statements = [], []
     for audit in sorted((a for a in audits if a), key=lambda a: a["started"]):
         server = conn_to_name.get(audit["conn_id"], audit["conn_id"])
         steps.append({"step_id": audit["step_id"], "server": server, "started": iso(audit["started"]),
@@ -75,16 +124,21 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
                       "statements": [{"statement": st["statement"], "result": st["result"],
                                       "already_done": st["already_done"]} for st in audit["statements"]]})
         for statement in audit["statements"]:
-            lines.append(f"  {time.strftime('%H:%M:%S', time.gmtime(audit['started']))} {audit['step_id']:<7} "
-                         f"{server:<12} {statement['statement']} -> {statement['result']}"
-                         f"{' (already done)' if statement['already_done'] else ''}")
+            statements.append(f"    {time.strftime('%H:%M:%S', time.gmtime(audit['started']))} {audit['step_id']:<7} "
+                              f"{server:<12} {statement['statement']} -> {statement['result']}"
+                              f"{' (already done)' if statement['already_done'] else ''}")
             text = (statement["statement"] or "").upper()
             if "ADMIN_MODE = 1" in text:
                 admin_window.setdefault(server, {})["on"] = audit["started"]
             if "ADMIN_MODE = 0" in text:
                 admin_window.setdefault(server, {})["off"] = audit["started"] + audit["seconds"]
     seconds = {s: round(w["off"] - w["on"], 2) for s, w in admin_window.items() if "on" in w and "off" in w}
-    lines.append(f"  time in admin mode per server (s): {seconds or 'n/a'}")
+    spans = outage(request, service_records or [])
+    lines = [f"Run summary of {request.describe_pair()}",
+             f"  {request.variant}, replication {request.replication_name}, tables {', '.join(request.tables)} "
+             "(times in UTC)",
+             *outage_lines(request, spans, seconds),
+             "  statements, per server:", *(statements or ["    none sent"])]
     if post:
         # read by run_post_checks after the procedure, on both servers, while the application kept writing:
         # a count is that moment's, not the number of rows the application committed during the run
@@ -99,9 +153,42 @@ def summarize(request: DdlRequest, audits: list[dict[str, Any]], post: dict[str,
     lines += [f"  {service}", f"  {pair}"]
     whole = bool(observation.get("readable")) and observation["invariant"]["whole"] and not observation["changed"]
     (log.info if whole else log.error)("\n".join(lines))
-    return {"admin_mode_seconds": seconds, "statements": sum(len(a["statements"]) for a in audits if a),
-            "row_counts": (post or {}).get("row_counts"), "service": service, "pair": pair, "whole": whole,
+    outage_seconds = {name: round(sum(s["to"] - s["from"] for s in server_spans if s["to"] is not None), 2)
+                      for name, server_spans in spans.items() if server_spans}
+    return {"pair": pair, "pair_name": request.pair, "connections": {s.name: s.conn_id for s in request.servers},
+            "admin_mode_seconds": seconds, "outage_seconds": outage_seconds,
+            "outage": {name: [{**span, "from": iso(span["from"]), "to": None if span["to"] is None else iso(span["to"])}
+                              for span in server_spans] for name, server_spans in spans.items()},
+            "statements": sum(len(a["statements"]) for a in audits if a),
+            "row_counts": (post or {}).get("row_counts"), "service": service, "whole": whole,
             "observation": observation, "text": "\n".join(lines), "steps": steps}
+
+
+def clock(epoch: float) -> str:
+    """A time of day in UTC to the millisecond: outages last seconds."""
+    return time.strftime("%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}"
+
+
+# The tasks before the procedure and after it, in the order they run: the first that failed holds the
+# explanation of a failed run.
+GATE_TASKS = ("validate_params", "recover_leftovers", "run_preflight", "plan", "stop_if_dry_run", "wait_for_window",
+              "hold_pair")
+
+
+def failure_message(states: dict[str, str], step_task_ids: list[str]) -> str:
+    """What a failed run says in one line: the task whose log holds the explanation (the first that failed,
+    as Airflow has the states now), and run_restore only when it ran."""
+    failed = [t for t in (*GATE_TASKS, *step_task_ids, "run_post_checks") if states.get(t) == "failed"]
+    where = (f"{failed[0]} failed: its log says why" + (f" (also failed: {', '.join(failed[1:])})" if failed[1:] else "")
+             if failed else "no task of the run failed before the summary (a task was marked by hand?)")
+    restore = states.get("run_restore")
+    if restore == "success":
+        where += "; run_restore put the pair back: its log says what it did"
+    elif restore == "failed":
+        where += "; run_restore failed: its log says what each server is left in and the one action to take"
+    else:
+        where += f"; run_restore did not run ({restore or 'no state'})"
+    return f"the procedure did not complete: {where}."
 
 
 def iso(epoch: float, milliseconds: bool = True) -> str:

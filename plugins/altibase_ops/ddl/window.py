@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from altibase_ops.ddl.request import DdlRequest
 from altibase_ops.maintenance.history import expected_seconds, read_history
+from altibase_ops.progress import duration, task_address, xcom_writer
+from altibase_ops.refusals import fail_in_one_line
 
 # The XCom key under which a gate before the pair's lock leaves its refusal (the summary records it).
 REFUSED_KEY = "refused"
@@ -39,6 +40,10 @@ class MaintenanceWindowOperator(BaseOperator):
 
                 self.log.info("the window opens at %s: waiting %d s without holding a worker",
                               request.not_before.isoformat(), wait)
+                # the deferred square shows no reading: say in the task's XCom "progress" what it waits for
+                xcom_writer(task_address(context["ti"]))(
+                    f"waiting for the maintenance window to open at {request.not_before.isoformat()} "
+                    f"({duration(wait)} from {datetime.now(UTC).strftime('%H:%M:%S')} UTC); nothing is held yet")
                 self.defer(trigger=DateTimeTrigger(moment=request.not_before), method_name="execute_complete")
             if wait > 0:
                 time.sleep(wait)
@@ -63,7 +68,7 @@ class MaintenanceWindowOperator(BaseOperator):
                        f"now); a run on this pair is expected to take {need} s ({basis}). Nothing was changed: the "
                        f"pair was not held. {again}.")
             context["ti"].xcom_push(key=REFUSED_KEY, value=refusal)
-            raise AirflowFailException(refusal)
+            fail_in_one_line(self.log, refusal)  # a refusal, not a bug: its message, no traceback
         self.log.info("the window closes in %d s; the run is expected to take %d s (%s)%s", left, need, basis,
                       f"; history unreadable on {unreadable}" if unreadable else "")
         return {"window_closes_at": request.not_after.isoformat(), "expected_seconds": need}

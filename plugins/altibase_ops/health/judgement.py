@@ -60,12 +60,14 @@ class HealthReading:
     stalled_rep_sn: int | None = None  # set when the sender did not move during the stall check
 
 
-def read_server(target: dict[str, Any], thresholds: Thresholds, log: Logger) -> HealthReading:
-    """Read one server; connection and login failures become part of the reading, not exceptions."""
+def read_server(target: dict[str, Any], thresholds: Thresholds, log: Logger,
+                client_info: str = CLIENT_INFO) -> HealthReading:
+    """Read one server; connection and login failures become part of the reading, not exceptions.
+    ``client_info``: whose session V$SESSION shows (the fleet page reads with this same check)."""
     reading = HealthReading()
     try:
         state = read_state(target["conn_id"], target["replication_name"], [], sysdba=False,
-                           client_info=CLIENT_INFO)
+                           client_info=client_info)
     except AltibaseServerError as exc:  # refused login, or the server lost mid-read, with its code
         if exc.code == ADMIN_MODE_REFUSED:
             reading.reachable, reading.admin_mode = True, 1

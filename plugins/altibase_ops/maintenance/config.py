@@ -1,4 +1,5 @@
-"""When the maintenance DAG runs: from the environment, read when the file is parsed (like the health DAG)."""
+"""When the maintenance DAG runs (from the environment, read when the file is parsed, like the health
+DAG), and whether a run applies or only previews."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def window_minutes_from_env(environ: dict[str, str] | None = None) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 24 * 60:
         raise InvalidMaintenanceConfigError(f"{WINDOW_ENV}: whole minutes from 1 to 1440, got {raw!r}")
     return int(raw)
+
+
+def previews(dry_run: bool, run_type: str) -> bool:
+    """Whether a run only plans. ``dry_run`` defaults to true, so a person who presses Trigger to see the
+    plan changes nothing; the scheduler's runs (the window opening) take the defaults too, and apply."""
+    return bool(dry_run) and getattr(run_type, "value", run_type) == "manual"  # the SDK gives an enum

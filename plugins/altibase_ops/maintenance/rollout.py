@@ -4,8 +4,9 @@
 change (in file order): ``applied`` (recorded: never run twice), ``edited`` (recorded with another
 checksum: the file changed after it ran — reported, not re-run), ``failed`` (the last run failed: a
 person looks first, or ``retry_failed``), ``blocked`` (an earlier change on the pair is failed or
-waiting), ``pending`` (runs now). A pair whose servers cannot be read, or that another run holds, is
-left untouched and said so.
+waiting), ``pending`` (runs now), ``found_applied`` (runs now, and its DDL is in the catalog on both
+servers already: the run changes nothing, no outage, and records it so). A pair whose servers cannot be
+read, or that another run holds, is left untouched and said so.
 
 Stages: the first ``canary_pairs`` pairs with pending work, then the rest. A pair with a change left for a
 person (failed, or blocked behind one) is a canary only when no other pair can be: a change that fails
@@ -35,6 +36,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, D
 from altibase_ops.ddl.preflight import PreflightError, check_connections, preflight
 from altibase_ops.ddl.records import read_lock, sysdba_hook
 from altibase_ops.ddl.request import DdlRequest, InvalidRequestError, Server
+from altibase_ops.ddl.state import ddl_progress, read_all
 from altibase_ops.ddl.statements import InvalidDdlError
 from altibase_ops.maintenance.changes import Change
 from altibase_ops.maintenance.history import (
@@ -47,6 +49,7 @@ from altibase_ops.maintenance.history import (
     record_change,
 )
 from altibase_ops.pairs import Pair
+from altibase_ops.progress import run_url, task_address, xcom_writer
 
 DDL_DAG_ID = "altibase_replicated_ddl"
 # The lane's trigger looks at once (the run was just created: never final), then every 5 s. A DDL run
@@ -106,9 +109,20 @@ def read_servers(servers: list[dict[str, str]], replication_name: str) -> tuple[
     return merge(rows), f"held by {held.describe()}" if held else ""
 
 
+def ddl_in_place(conf: dict[str, Any]) -> bool:
+    """Whether a DDL run with these params would find every statement applied on every server (the
+    catalogs, read-only, as preflight reads them); False when that cannot be read: the gates will say."""
+    try:
+        request = DdlRequest.from_params(conf)
+        states = read_all(request, fingerprint=False)
+        return set(ddl_progress(request, states).values()) == {"after"}
+    except Exception:  # noqa: BLE001 - only a label of the plan; the lane's gates report the problem
+        return False
+
+
 def plan_rollout(changes: list[Change], pairs: list[Pair], *, maintenance_run_id: str, window_closes_at: datetime,
                  canary_pairs: int, concurrency: int, retry_failed: bool,
-                 read: Any = read_pair) -> dict[str, Any]:
+                 read: Any = read_pair, in_place: Any = ddl_in_place) -> dict[str, Any]:
     """The rollout: stages of lanes of DDL runs, and a report of every (pair, change)."""
     report: dict[str, dict[str, Any]] = {}
     work: list[tuple[Pair, list[dict[str, Any]]]] = []
@@ -129,6 +143,9 @@ def plan_rollout(changes: list[Change], pairs: list[Pair], *, maintenance_run_id
                   "run_id": run_id_for(maintenance_run_id, pair.name, cid),
                   "conf": {**by_id[cid].ddl_params(pair), "not_after": window_closes_at.isoformat()}}
                  for cid in pending]
+        for item in items:  # the plan says what the history will say (a change made by hand before)
+            if in_place(item["conf"]):
+                statuses[item["change_id"]] = "found_applied"
         work.append((pair, items))
     # a pair with a change left for a person is a canary only when no other pair can be: a change that
     # fails on one pair must not hold the fleet back window after window (sorted() keeps the fleet's order)
@@ -151,6 +168,20 @@ def format_report(report: dict[str, dict[str, Any]], outcomes: dict[str, str] | 
         parts = [f"{cid}: {(outcomes or {}).get(f'{pair}/{cid}', status)}" for cid, status in entry["changes"].items()]
         lines.append(f"  {pair:<16} " + ", ".join(parts) + (f"  ({entry['note']})" if entry["note"] else ""))
     return "\n".join(lines) or "  (no pair is targeted by any change)"
+
+
+def format_stages(rollout: dict[str, Any]) -> str:
+    """The stages as a person reads them: each lane's pairs in order, each with its changes."""
+    def lane(items: list[dict[str, Any]]) -> str:
+        by_pair: dict[str, list[str]] = {}
+        for item in items:
+            by_pair.setdefault(item["pair"], []).append(item["change_id"])
+        return ", ".join(f"{pair} ({', '.join(cids)})" for pair, cids in by_pair.items())
+
+    lines = [f"canary, one at a time: {'; '.join(lane(items) for items in rollout['canary']) or 'none'}",
+             f"then {len(rollout['rest'])} lane(s) side by side" + (":" if rollout["rest"] else "")]
+    lines += [f"  lane {n}: {lane(items)}" for n, items in enumerate(rollout["rest"], 1)]
+    return "\n".join(lines)
 
 
 def gate_refusal(conf: dict[str, Any], log: Any, run_state: Any = None) -> str:
@@ -217,7 +248,8 @@ class RolloutLaneOperator(BaseOperator):
         item, state = self.lane[index], _state(data.get(run_id))
         if state != "success":
             self._ddl_run_failed(item, state)
-        self.log.info("change %s applied on pair %s (DDL run %s)", item["change_id"], item["pair"], run_id)
+        self.log.info("change %s applied on pair %s (DDL run %s: %s)", item["change_id"], item["pair"], run_id,
+                      run_url(DDL_DAG_ID, run_id))
         done = [i["run_id"] for i in self.lane[: index + 1]]
         return self._run_from(context, index + 1, done)
 
@@ -256,15 +288,18 @@ class RolloutLaneOperator(BaseOperator):
                     self._ddl_run_failed(item, state)
                 from airflow.providers.standard.triggers.external_task import DagStateTrigger
 
-                self.log.info("DDL run %s exists already: waiting for it", item["run_id"])
+                self.log.info("DDL run %s exists already: waiting for it (%s)", item["run_id"],
+                              run_url(DDL_DAG_ID, item["run_id"]))
+                self._show_waiting(ti, item)
                 self.defer(trigger=DagStateTrigger(dag_id=DDL_DAG_ID, states=["success", "failed"],
                                                    run_ids=[item["run_id"]], poll_interval=DDL_RUN_POLL_SECONDS),
                            method_name="execute_complete")
             checked_at = time.time()
             if reason := gate_refusal(item["conf"], self.log, run_state=ti.get_dagrun_state):
                 self._refused(item, reason, ti, checked_at, not_started)
-            self.log.info("change %s on pair %s: triggering DDL run %s (window closes in %d s)", item["change_id"],
-                          item["pair"], item["run_id"], left)
+            self.log.info("change %s on pair %s: triggering DDL run %s (window closes in %d s): %s", item["change_id"],
+                          item["pair"], item["run_id"], left, run_url(DDL_DAG_ID, item["run_id"]))
+            self._show_waiting(ti, item)
             raise DagRunTriggerException(
                 trigger_dag_id=DDL_DAG_ID, dag_run_id=item["run_id"], conf=item["conf"], logical_date=None,
                 reset_dag_run=False, skip_when_already_exists=False, wait_for_completion=True,
@@ -272,6 +307,14 @@ class RolloutLaneOperator(BaseOperator):
                 deferrable=True, note=f"change {item['change_id']} on pair {item['pair']} "
                                       f"(maintenance run {ti.run_id})")
         return done
+
+    def _show_waiting(self, ti: Any, item: dict[str, Any]) -> None:
+        """The lane's XCom "progress": the DDL run it waits for, with its link (the lane defers next)."""
+        position = next(i for i, lane_item in enumerate(self.lane) if lane_item["run_id"] == item["run_id"]) + 1
+        xcom_writer(task_address(ti))(
+            f"change {item['change_id']} on pair {item['pair']} ({position} of {len(self.lane)} in this lane): "
+            f"waiting for DDL run {run_url(DDL_DAG_ID, item['run_id'])} since "
+            f"{datetime.now(UTC).strftime('%H:%M:%S')} UTC")
 
     def _refused(self, item: dict[str, Any], reason: str, ti: Any, checked_at: float, not_started: str) -> NoReturn:
         # recorded under this maintenance run: no DDL run exists, and this lane's log holds the refusal
@@ -292,7 +335,8 @@ class RolloutLaneOperator(BaseOperator):
             recorded = "it recorded no outcome of its own; the change is " + record_failed(
                 item, reason, run_id, DDL_DAG_ID, time.time(), self.log, why_not)
         raise AirflowFailException(
-            f"change {item['change_id']} ended {state} on pair {item['pair']} (DDL run {run_id}: its failed task, "
+            f"change {item['change_id']} ended {state} on pair {item['pair']} (DDL run {run_url(DDL_DAG_ID, run_id)}: "
+            "its failed task, "
             f"restore and summary say what it left; {recorded}); the rollout stops here")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from altibase_ops import kube_access
 from altibase_ops.exceptions import AltibaseServerError
 from altibase_ops.hooks.altibase import AltibaseHook
+from altibase_ops.pairs import InvalidPairsError, add_to_fleet
 from altibase_ops.provision.kube_apply import kubernetes_apis, remaining_objects
 from altibase_ops.provision.manifests import (
     client_service_name,
@@ -173,10 +174,18 @@ def verify_provisioned(request: ProvisionRequest, log: Any, *, timeout: float, i
                                        "services": {node: client_service_name(spec, node) for node in spec.nodes},
                                        "server_selectors": {node: node_pod_labels(spec, node)
                                                             for node in spec.nodes}}
+        elif request.target == "simulator":  # no application to ask a person about: the simulator's loads
+            pair["service_control"] = {"mode": "simulator"}
         summary["pair"] = pair
-        log.info("hand it to the DDL DAG (servers, topology %s, replication_name) or add it to ALTIBASE_PAIRS: %s",
+        log.info("the pair in the DDL DAG's terms (servers, topology %s, replication_name): %s",
                  "active_standby" if spec.replication_roles == "active_standby" else "active_active",
                  json.dumps(pair))
+        try:
+            summary["fleet"] = add_to_fleet(pair)
+            log.info("%s", summary["fleet"])
+        except InvalidPairsError as exc:  # provisioned and proven all the same: say why it is not in the fleet
+            summary["fleet"] = f"not added to the fleet: {exc}"
+            log.warning("%s", summary["fleet"])
     return summary
 
 

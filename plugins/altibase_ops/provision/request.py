@@ -52,11 +52,14 @@ def instance_params() -> dict[str, Param]:
         "target": Param("simulator", enum=list(TARGETS), title="Target", section="Where",
                         description="kubernetes: the cluster of the Kubernetes connection. simulator: the embedded "
                                     "Altibase (ALTIBASE_SIM_STATE_DIR), servers registered under the Service names."),
-        "altibase_conn_ids": Param(["altibase_node1", "altibase_node2"], type="array", items={"type": "string"},
-                                   minItems=1, maxItems=2, title="Altibase connections (node1, node2)",
-                                   section="Where",
+        # Empty by default: named after the instance, so the default instance never takes the Connections
+        # of a pair that is already there (make ui's pair1, the DDL DAG's default servers altibase_node1/2)
+        "altibase_conn_ids": Param([], type="array", items={"type": "string"}, maxItems=2,
+                                   title="Altibase connections (node1, node2)", section="Where",
                                    description="One altibase Connection per node: host = the node's Service name "
-                                               "(<name>-svc-node1), port = the service port, login SYS."),
+                                               "(<name>-svc-node1), port = the service port, login SYS. Empty: "
+                                               "<name>_svc_node1, <name>_svc_node2 (make ui creates those of the "
+                                               "default instance, altibase)."),
         "kubernetes_conn_id": Param("kubernetes_default", type="string", title="Kubernetes connection",
                                     section="Where"),
         "runner": Param("local", enum=list(RUNNERS), title="iSQL runner", section="Where",
@@ -161,7 +164,7 @@ class ProvisionRequest:
             problems.append(f"target {target!r}: must be one of {', '.join(TARGETS)}")
         if runner not in RUNNERS:
             problems.append(f"runner {runner!r}: must be one of {', '.join(RUNNERS)}")
-        conn_ids = list(params.get("altibase_conn_ids") or ())
+        conn_ids = list(params.get("altibase_conn_ids") or ()) or [default_conn_id(spec, n) for n in spec.nodes]
         if len(conn_ids) < len(spec.nodes):
             problems.append(f"altibase_conn_ids: {len(spec.nodes)} needed for topology {spec.topology} "
                             f"(one per node), got {conn_ids}")
@@ -170,6 +173,11 @@ class ProvisionRequest:
         return cls(spec=spec, target=target, conn_ids=dict(zip(spec.nodes, conn_ids, strict=False)),
                    runner=runner, kubernetes_conn_id=params.get("kubernetes_conn_id") or "kubernetes_default",
                    delete_data=bool(params.get("delete_data", False)))
+
+
+def default_conn_id(spec: ProvisionSpec, node: str) -> str:
+    """A node's Connection when the params name none: its Service's name (``altibase_svc_node1``)."""
+    return service_name(spec, node).replace("-", "_")
 
 
 def service_addresses(spec: ProvisionSpec, node: str) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
+from altibase_ops.progress import task_address
 from altibase_ops.state.checks import DONE, FAILED, run_check
 from altibase_ops.triggers.altibase import check_deferral
 
@@ -114,10 +115,12 @@ class _AltibaseCheckSensor(BaseSensorOperator):
         if time.time() >= deadline:  # a short timeout spent on the worker: no deferral to fail later
             raise AirflowSensorTimeout(f"{self.check_name} check on {self.altibase_conn_id} still not satisfied "
                                        f"after {self.timeout:.0f} s; last reading: {self._last_reading}")
+        ti = context.get("ti")  # the trigger writes its readings to this task's XCom "progress"
         self.defer(**check_deferral(check=self.check_name, altibase_conn_id=self.altibase_conn_id,
                                     arguments=self.check_arguments(), poke_interval=self.poke_interval,
                                     deadline=deadline, client_info=self._client_info(),
-                                    server_started_at=self.server_started_at, margin=self.deferral_margin_seconds),
+                                    server_started_at=self.server_started_at, margin=self.deferral_margin_seconds,
+                                    progress=None if ti is None else {"to": task_address(ti), "began": began}),
                    method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

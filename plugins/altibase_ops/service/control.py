@@ -20,6 +20,7 @@ decides what to do, ``service/operator.py`` is the task.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,11 +74,20 @@ def perform(action: str, control: dict[str, Any], server: str, peer: str, histor
     them, and derives them from the action without).
     """
     if action in ("resume", "restore"):  # routes of these are "as before the run"
-        return return_to_original(control, history, None if action == "restore" else server, clients,
-                                  servers=[name for name in (server, peer) if name])
-    if control["mode"] == "kubernetes":
-        return kubernetes.route(control, routes or action_routes(action, control, server, peer), clients)
-    return simulator.stop_or_move(control, server, peer if action == "move_to_peer" else None)
+        records = return_to_original(control, history, None if action == "restore" else server, clients,
+                                     servers=[name for name in (server, peer) if name])
+    elif control["mode"] == "kubernetes":
+        records = kubernetes.route(control, routes or action_routes(action, control, server, peer), clients)
+    else:
+        records = simulator.stop_or_move(control, server, peer if action == "move_to_peer" else None)
+    return stamped(records, action, server)
+
+
+def stamped(records: list[dict[str, Any]], action: str, server: str) -> list[dict[str, Any]]:
+    """Each record with when it was done, by which action, for which server's service: the summary
+    reads the outage (application stopped → resumed) from these, not from which steps ran."""
+    at = time.time()
+    return [{**record, "at": at, "action": action, "step_server": server} for record in records]
 
 
 def action_routes(action: str, control: dict[str, Any], server: str, peer: str) -> dict[str, str | None]:

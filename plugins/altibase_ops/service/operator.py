@@ -19,8 +19,9 @@ from airflow.sdk.exceptions import (
     TaskAwaitingInput,
 )
 
+from altibase_ops.progress import task_address
 from altibase_ops.sensors.altibase import DEFERRAL_MARGIN_SECONDS
-from altibase_ops.service.control import perform
+from altibase_ops.service.control import perform, stamped
 from altibase_ops.triggers.altibase import ApprovalTrigger
 
 # Airflow 3.3.2 resumes a parked or deferred task the instant a person answers; with the LocalExecutor,
@@ -141,7 +142,9 @@ class ServiceControlOperator(HITLOperator):
         self.defer(trigger=ApprovalTrigger(ti_id=context["task_instance"].id, options=self.options,
                                            defaults=self.defaults, params=self.serialized_params,
                                            multiple=self.multiple, timeout_datetime=asked + target.approval_timeout,
-                                           poke_interval=1.0, not_before=time.time() + DEFERRAL_MARGIN_SECONDS),
+                                           poke_interval=1.0, not_before=time.time() + DEFERRAL_MARGIN_SECONDS,
+                                           progress={"to": task_address(context["ti"]), "began": asked.timestamp(),
+                                                     "what": f"'{self.subject}'"}),
                    method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
@@ -150,8 +153,10 @@ class ServiceControlOperator(HITLOperator):
             if "Approve" not in result["chosen_options"]:
                 raise AirflowException(f"service step {self.action} was rejected by {result['responded_by_user']}; "
                                        "the run stops here and the restore path runs")
-            return [{"kind": "manual", "server": self.service_target(context).server, "action": self.action,
-                     "approved_by": str(result["responded_by_user"])}]
+            server = self.service_target(context).server
+            # when the person said it was done: the summary's outage is read from these times
+            return stamped([{"kind": "manual", "server": server, "approved_by": str(result["responded_by_user"])}],
+                           self.action, server)
 
 
 @contextmanager

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.triggers.hitl import HITLTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from altibase_ops.progress import PROGRESS_INTERVAL_SECONDS, Progress, short_reading, wait_title, xcom_writer
 from altibase_ops.state.checks import DONE, FAILED, run_check
 
 
@@ -42,9 +43,12 @@ class AltibaseCheckTrigger(BaseTrigger):
         client_info: str = "airflow",
         server_started_at: int | None = None,
         not_before: float = 0.0,
+        progress: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.not_before = not_before
+        # {"to": the task's address (progress.task_address), "began": epoch s}: where the last reading goes
+        self.progress = progress
         self.server_started_at = server_started_at
         self.check = check
         self.altibase_conn_id = altibase_conn_id
@@ -65,18 +69,28 @@ class AltibaseCheckTrigger(BaseTrigger):
                 "client_info": self.client_info,
                 "server_started_at": self.server_started_at,
                 "not_before": self.not_before,
+                "progress": self.progress,
             },
         )
 
+    def _writer(self) -> Callable[[str], None]:
+        return xcom_writer((self.progress or {}).get("to"))
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in self._readings():
+        progress = None
+        if self.progress:
+            began = self.progress.get("began") or time.time()
+            progress = Progress(wait_title(self.check, self.altibase_conn_id), self._writer(), began=began,
+                                timeout=self.deadline - began,
+                                interval=self.progress.get("interval", PROGRESS_INTERVAL_SECONDS))
+        async for event in self._readings(progress):
             wait = self.not_before - time.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             yield event
             return
 
-    async def _readings(self) -> AsyncIterator[TriggerEvent]:
+    async def _readings(self, progress: Progress | None) -> AsyncIterator[TriggerEvent]:
         while True:
             try:
                 reading = await asyncio.to_thread(
@@ -87,10 +101,14 @@ class AltibaseCheckTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "error", "message": str(exc), "value": None})
                 return
             self.log.info("%s", reading.message)
+            remaining = self.deadline - time.time()
+            if progress is not None:  # a thread: the XCom write is a sync call to the supervisor
+                ended = {DONE: "done", FAILED: "failed"}.get(reading.status, "gave up" if remaining <= 0 else "")
+                await asyncio.to_thread(progress.report, short_reading(self.check, reading.value, reading.message),
+                                        ended=ended)
             if reading.status in (DONE, FAILED):
                 yield TriggerEvent(reading.as_event())
                 return
-            remaining = self.deadline - time.time()
             if remaining <= 0:
                 yield TriggerEvent({
                     "status": "timeout",
@@ -109,12 +127,14 @@ DEFER_GRACE_SECONDS = 60
 
 def check_deferral(*, check: str, altibase_conn_id: str, arguments: dict[str, Any], poke_interval: float,
                    deadline: float, client_info: str, server_started_at: int | None,
-                   margin: float) -> dict[str, Any]:
+                   margin: float, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """``trigger`` and ``timeout`` for ``defer()`` of a check that waits until ``deadline`` (epoch s):
-    the trigger fires no sooner than ``margin`` from now (``not_before``)."""
+    the trigger fires no sooner than ``margin`` from now (``not_before``), and publishes its readings
+    to ``progress`` (``{"to": task address, "began": epoch s}``) when given."""
     return {"trigger": AltibaseCheckTrigger(check=check, altibase_conn_id=altibase_conn_id, arguments=arguments,
                                             poke_interval=poke_interval, deadline=deadline, client_info=client_info,
-                                            server_started_at=server_started_at, not_before=time.time() + margin),
+                                            server_started_at=server_started_at, not_before=time.time() + margin,
+                                            progress=progress),
             "timeout": timedelta(seconds=max(deadline - time.time(), 0) + margin + DEFER_GRACE_SECONDS)}
 
 
@@ -123,15 +143,44 @@ class ApprovalTrigger(HITLTrigger):
     given before the deferral is picked up once the scheduler has surely processed the deferring
     process's exit (apache/airflow#71580, #72716; ``service.operator``)."""
 
-    def __init__(self, *, not_before: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, not_before: float = 0.0, progress: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.not_before = not_before
+        # {"to": task address, "began": when asked (epoch s), "what": the request's subject}: while no answer
+        # comes, the task's XCom "progress" says how long the request has waited
+        self.progress = progress
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
-        return f"{type(self).__module__}.{type(self).__qualname__}", {**kwargs, "not_before": self.not_before}
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**kwargs, "not_before": self.not_before,
+                                                                      "progress": self.progress}
+
+    def _writer(self) -> Callable[[str], None]:
+        return xcom_writer((self.progress or {}).get("to"))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        await asyncio.sleep(max(0.0, self.not_before - time.time()))
-        async for event in super().run():
-            yield event
+        progress = None
+        if self.progress:
+            began = self.progress.get("began") or time.time()
+            progress = Progress(f"approval of {self.progress.get('what') or 'a service step'}", self._writer(),
+                                began=began, timeout=self.timeout_datetime.timestamp() - began
+                                if self.timeout_datetime else None)
+        waiting = asyncio.create_task(self._publish_waiting(progress)) if progress else None
+        try:
+            await asyncio.sleep(max(0.0, self.not_before - time.time()))
+            async for event in super().run():
+                if waiting is not None:
+                    waiting.cancel()
+                    answer = "answered" if not (event.payload or {}).get("error") else \
+                        f"ended without an answer ({event.payload.get('error_type') or event.payload.get('error')})"
+                    await asyncio.to_thread(progress.report, "no answer yet", ended=answer)
+                yield event
+        finally:
+            if waiting is not None:
+                waiting.cancel()
+
+    async def _publish_waiting(self, progress: Progress) -> None:
+        """"no answer yet", at the progress' bounded rate, until the answer comes."""
+        while True:
+            await asyncio.to_thread(progress.report, "no answer yet")
+            await asyncio.sleep(progress.interval)

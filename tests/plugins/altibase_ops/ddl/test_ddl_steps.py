@@ -227,7 +227,10 @@ def test_a_blocks_opening_wait_defers_when_it_goes_on_and_the_block_starts_over_
 class FakeTi:
     """What a block reads and writes through its task instance: XCom (no preflight in this test)."""
 
+    dag_id = "altibase_replicated_ddl"
+    task_id = "a_block"
     run_id = "steps-test"
+    map_index = -1
 
     def __init__(self):
         self.pushed = {}

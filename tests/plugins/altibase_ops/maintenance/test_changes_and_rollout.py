@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from altibase_ops.maintenance.changes import InvalidChangeError, load_change, load_changes
+from altibase_ops.maintenance.config import previews
 from altibase_ops.maintenance.history import HistoryRow, change_checksum, expected_seconds
-from altibase_ops.maintenance.rollout import pair_statuses, plan_rollout, run_id_for
+from altibase_ops.maintenance.rollout import format_stages, pair_statuses, plan_rollout, run_id_for
 from altibase_ops.pairs import InvalidPairsError, validate_pairs
 
 
@@ -124,6 +125,30 @@ def test_the_plan_sends_a_canary_first_then_the_rest_in_bounded_lanes(tmp_path):
     assert item["expected_seconds"] == 150  # the pair's longest applied run, +50 %
     assert item["conf"]["not_after"] == closes.isoformat() and item["conf"]["change_id"] == "0002_b"
     assert len(set(plan["run_ids"])) == len(plan["run_ids"]) == 7
+
+
+def test_the_stages_name_each_pair_once_with_its_changes_not_a_list_per_change(tmp_path):
+    write(tmp_path, "0001_a")
+    write(tmp_path, "0002_b", ddl="CREATE INDEX SYS.T1_C3 ON SYS.T1 (C3)")
+    pairs = fleet("pair1", "p2", "p3")
+    plan = plan_rollout(load_changes(tmp_path, pairs), pairs, maintenance_run_id="m", canary_pairs=1,
+                        window_closes_at=datetime.now(UTC) + timedelta(hours=1), concurrency=2,
+                        retry_failed=False, read=lambda p: ([], ""), in_place=lambda conf: False)
+    assert format_stages(plan) == ("canary, one at a time: pair1 (0001_a, 0002_b)\n"
+                                   "then 2 lane(s) side by side:\n"
+                                   "  lane 1: p2 (0001_a, 0002_b)\n"
+                                   "  lane 2: p3 (0001_a, 0002_b)")
+    assert format_stages({"canary": [], "rest": []}) == "canary, one at a time: none\nthen 0 lane(s) side by side"
+
+
+def test_a_manual_trigger_with_dry_run_ticked_previews_and_the_scheduler_s_runs_apply():
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    assert previews(True, "manual") is True  # the form's default: the plan only
+    assert previews(True, DagRunType.MANUAL) is True  # as a task's context gives it
+    assert previews(False, "manual") is False  # a person unticked it: a rollout by hand
+    for run_type in ("scheduled", "backfill", "asset_triggered"):  # the default dry_run, and they still apply
+        assert previews(True, run_type) is False, run_type
 
 
 def test_concurrency_above_the_pairs_makes_one_lane_per_pair_and_no_canary_is_allowed(tmp_path):

@@ -149,3 +149,14 @@ def test_a_ddl_run_that_failed_and_recorded_no_outcome_is_recorded_failed_unless
         ended(items["p2"], "failed")
     assert query(fleet_sim, "p2a", "SELECT COUNT(*) FROM SYSTEM_.SYS_TABLES_ WHERE TABLE_NAME = "
                                    "'AIRFLOW_CHANGE_HISTORY'") == [(0,)]
+
+
+def test_the_plan_says_found_applied_for_a_change_already_in_the_catalog_of_both_servers(fleet_sim, tmp_path):
+    # C2 is in the seed's SYS.T1 on both servers of both pairs: as a change a person made before by hand
+    changes = write_changes(tmp_path / "changes", **{"0001_c2": "ALTER TABLE SYS.T1 ADD COLUMN (C2 INTEGER)",
+                                                     "0002_c3": "ALTER TABLE SYS.T1 ADD COLUMN (C3 INTEGER)"})
+    plan = plan_rollout(changes, fleet(), maintenance_run_id="window-1", canary_pairs=1, concurrency=1,
+                        window_closes_at=datetime.now(UTC) + timedelta(hours=1), retry_failed=False)
+    assert plan["report"]["p1"]["changes"] == {"0001_c2": "found_applied", "0002_c3": "pending"}
+    # it still runs (nothing changes there, no outage), so the history says found_applied as the plan did
+    assert [(i["pair"], i["change_id"]) for i in plan["canary"][0]] == [("p1", "0001_c2"), ("p1", "0002_c3")]
