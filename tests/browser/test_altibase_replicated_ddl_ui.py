@@ -21,6 +21,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from altibase_sim.dbapi import ProgrammingError
 from scripts.local_airflow import ARTIFACTS
+from tests.browser.pages import sign_in, visit
 
 pytestmark = pytest.mark.browser
 
@@ -33,19 +34,6 @@ LOAD = {"table": "SYS.T1", "sessions": 2, "interval": 0.2}  # as scripts/ui.py s
 def shot(page, name: str) -> None:
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
     print(f"{time.strftime('%H:%M:%S')} {name}.png")  # the test's timeline, shown when it fails
-
-
-def visit(page, url: str) -> None:
-    """Open a page of the UI (a single-page app: its own requests follow, the test waits for what it needs)."""
-    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
-
-
-def sign_in(page, ui) -> None:
-    visit(page, f"{ui.url}/")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(ui.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{ui.url}/")
 
 
 def trigger(page, ui, screenshot: str, *, real_run: bool) -> str:

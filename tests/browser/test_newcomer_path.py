@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 from scripts.local_airflow import ARTIFACTS
+from tests.browser.pages import sign_in, visit
 
 pytestmark = pytest.mark.browser
 
@@ -23,18 +24,6 @@ RUN_TIMEOUT = 300  # seconds per run: provisioning and a real DDL run each take 
 def shot(page, name: str) -> None:
     page.screenshot(path=ARTIFACTS / f"newcomer_{name}.png", full_page=True)
     print(f"{time.strftime('%H:%M:%S')} newcomer_{name}.png")
-
-
-def visit(page, url: str) -> None:
-    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
-
-
-def sign_in(page, ui) -> None:
-    visit(page, f"{ui.url}/")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(ui.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{ui.url}/")
 
 
 def trigger_from_form(page, ui, dag_id: str, screenshot: str, *, section: str, untick_dry_run: bool) -> str:

@@ -116,14 +116,20 @@ def request_key(request: DdlRequest) -> str:
     """The request's identity: the same replication, tables and DDL are the same request — unless a change
     id names it (a maintenance change file, or a person who wants the same statements run again: a new
     change id is a new request, whose TRUNCATE runs again)."""
-    parts = [request.replication_name, sorted(request.tables), [d.text for d in request.ddl]]
-    body = json.dumps(parts + [request.change_id] if request.change_id else parts)
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
+    return _key(_statements(request) + ([request.change_id] if request.change_id else []))
+
+
+def _statements(request: DdlRequest) -> list:
+    return [request.replication_name, sorted(request.tables), [d.text for d in request.ddl]]
+
+
+def _key(parts: list) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def _legacy_key(request: DdlRequest) -> str:
-    body = json.dumps([request.replication_name, sorted(request.tables), [d.text for d in request.ddl]])
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
+    """The key before a change id was part of it: the statements alone."""
+    return _key(_statements(request))
 
 
 def is_this_request(key: str, run_id: str, request: DdlRequest) -> bool:
